@@ -1,0 +1,27 @@
+"""The repo's contract files (JSON Schemas, error taxonomy), installed as the package ``aigen_contracts``.
+
+The files live in ``schemas/`` at the repo root so that Odoo, n8n and the worker read one copy;
+setup.cfg maps this folder to an importable package so the installed worker finds them too.
+"""
+
+import json
+from functools import cache
+from importlib import resources
+
+SCHEMA_FILES = (
+    "job_requested.v1.json",
+    "params.json",
+    "callback_common.json",
+    "callback_failure.json",
+    "callback_result.json",
+    "callback_progress.json",
+    "callback_notify.json",
+    "callback_response.json",
+    "error_response.json",
+)
+
+
+@cache
+def load(name: str) -> dict:
+    """The parsed JSON document ``name`` (e.g. ``"error_taxonomy.json"``)."""
+    return json.loads(resources.files(__name__).joinpath(name).read_text(encoding="utf-8"))

@@ -1,0 +1,40 @@
+"""The contract files in schemas/ are valid and agree with each other."""
+
+import pytest
+from jsonschema import Draft202012Validator
+
+import aigen_contracts
+
+TAXONOMY = aigen_contracts.load("error_taxonomy.json")
+VECTORS = aigen_contracts.load("error_vectors.json")["vectors"]
+
+
+@pytest.mark.parametrize("name", aigen_contracts.SCHEMA_FILES)
+def test_every_schema_is_valid_draft_2020_12(name):
+    Draft202012Validator.check_schema(aigen_contracts.load(name))
+
+
+def test_error_type_enum_matches_taxonomy():
+    enum = aigen_contracts.load("callback_common.json")["$defs"]["error_type"]["enum"]
+    assert sorted(enum) == sorted(TAXONOMY["error_types"])
+
+
+def test_every_rule_names_a_known_error_type():
+    unknown = [r["error_type"] for r in TAXONOMY["rules"] if r["error_type"] not in TAXONOMY["error_types"]]
+    assert unknown == []
+
+
+def test_each_error_type_has_the_message_its_side_needs():
+    for name, row in TAXONOMY["error_types"].items():
+        key = "retry_suggestion" if row["side"] == "system" else "specific_guidance"
+        assert row.get(key), f"{name} lacks {key}"
+        assert row["side"] in TAXONOMY["messages"]
+
+
+def test_vectors_cover_every_error_type():
+    assert {v["error_type"] for v in VECTORS} == set(TAXONOMY["error_types"])
+
+
+def test_vector_sides_agree_with_taxonomy():
+    for v in VECTORS:
+        assert TAXONOMY["error_types"][v["error_type"]]["side"] == v["side"], v

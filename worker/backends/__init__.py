@@ -1,0 +1,1 @@
+"""AI backends: the OpenAI-compatible API (external) and Kubernetes Jobs (internal)."""
