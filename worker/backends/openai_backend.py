@@ -1,0 +1,139 @@
+"""The external backend: an OpenAI-compatible API through the official ``openai`` SDK.
+
+The SDK's own retries are off (max_retries=0): the worker owns the one retry loop, with the taxonomy
+deciding what is retryable. SDK exceptions propagate unchanged; worker.classification maps them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from worker.backends.base import BackendFailure, GenerationOutput
+from worker.classification import Signal
+
+_TEXT_PARAMS = ("temperature", "top_p", "seed")
+_IMAGE_PARAMS = ("n", "size", "quality")
+
+
+@dataclass
+class OpenAIConfig:
+    base_url: str = "https://api.openai.com/v1"
+    api_key: str = field(default="", repr=False)
+    timeout: float = 120.0  # ceiling per request; the job's remaining time lowers it
+    connect_timeout: float = 10.0
+    organization: str | None = None
+    # "max_tokens" suits most OpenAI-compatible servers; OpenAI's newer models want "max_completion_tokens"
+    max_tokens_param: str = "max_tokens"
+    # "url" or "b64_json" for providers that accept response_format on images; None sends nothing
+    image_response_format: str | None = None
+
+
+class OpenAIBackend:
+    name = "external"
+
+    def __init__(self, config: OpenAIConfig, *, client: openai.OpenAI | None = None):
+        self.config = config
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> openai.OpenAI:
+        # built lazily: a worker without an API key still starts (it may run the internal backend only)
+        with self._lock:
+            if self._client is None:
+                self._client = openai.OpenAI(
+                    base_url=self.config.base_url,
+                    api_key=self.config.api_key
+                    or "missing",  # the provider answers 401 → provider_auth alert
+                    organization=self.config.organization,
+                    timeout=self._timeout(self.config.timeout),
+                    max_retries=0,
+                )
+            return self._client
+
+    def _timeout(self, total: float) -> openai.Timeout:
+        return openai.Timeout(total, connect=min(total, self.config.connect_timeout))
+
+    def generate(self, job: Any, *, timeout: float) -> GenerationOutput:
+        budget = min(timeout, self.config.timeout)
+        if budget <= 0:
+            raise BackendFailure(Signal(kind="deadline", message="no time left before the job's deadline"))
+        if job.task == "text":
+            return self._text(job, budget)
+        if job.task == "image":
+            return self._image(job, budget)
+        raise BackendFailure(Signal(kind="other", message=f"unsupported task {job.task!r}"))
+
+    def _text(self, job: Any, budget: float) -> GenerationOutput:
+        params = job.params or {}
+        messages = []
+        if params.get("system"):
+            messages.append({"role": "system", "content": params["system"]})
+        messages.append({"role": "user", "content": job.prompt})
+        extra: dict[str, Any] = {k: params[k] for k in _TEXT_PARAMS if params.get(k) is not None}
+        if params.get("max_tokens") is not None:
+            extra[self.config.max_tokens_param] = params["max_tokens"]
+        completion = self.client.chat.completions.create(
+            model=job.model, messages=messages, timeout=self._timeout(budget), **extra
+        )
+        if not completion.choices:
+            raise BackendFailure(Signal(kind="other", message="the provider answered without choices"))
+        choice = completion.choices[0]
+        refusal = getattr(choice.message, "refusal", None)
+        if choice.finish_reason == "content_filter" or (refusal and not choice.message.content):
+            # the provider's filter stopped the answer: the same verdict as a rejected prompt
+            raise BackendFailure(
+                Signal(
+                    kind="http",
+                    status=200,
+                    code="content_policy_violation",
+                    message=f"finish_reason={choice.finish_reason}; refusal={bool(refusal)}",
+                )
+            )
+        if choice.message.content is None:
+            raise BackendFailure(
+                Signal(kind="other", message=f"empty answer (finish_reason={choice.finish_reason})")
+            )
+        return GenerationOutput(
+            output=choice.message.content, output_url=None, usage=_usage(completion.usage)
+        )
+
+    def _image(self, job: Any, budget: float) -> GenerationOutput:
+        params = job.params or {}
+        extra: dict[str, Any] = {k: params[k] for k in _IMAGE_PARAMS if params.get(k) is not None}
+        if self.config.image_response_format:
+            extra["response_format"] = self.config.image_response_format
+        answer = self.client.images.generate(
+            model=job.model, prompt=job.prompt, timeout=self._timeout(budget), **extra
+        )
+        urls = [_image_url(item) for item in (answer.data or [])]
+        urls = [u for u in urls if u]
+        if not urls:
+            raise BackendFailure(Signal(kind="other", message="the provider answered without an image"))
+        usage = _usage(getattr(answer, "usage", None))
+        usage["images"] = len(urls)
+        # the callback carries one output_url; several images travel as a JSON list in output
+        return GenerationOutput(
+            output=json.dumps(urls) if len(urls) > 1 else None, output_url=urls[0], usage=usage
+        )
+
+
+def _image_url(item: Any) -> str | None:
+    if getattr(item, "url", None):
+        return item.url
+    if getattr(item, "b64_json", None):
+        return f"data:image/png;base64,{item.b64_json}"
+    return None
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    """The integer counters of the provider's usage object (token counts); nested details are dropped."""
+    if usage is None:
+        return {}
+    data = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
+    return {k: v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
