@@ -1,0 +1,19 @@
+# The ai_generation worker (aigen-worker). Built from the repo root: docker compose does that (context: ..).
+FROM python:3.12-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+# only what the package needs: the worker and the contracts it reads (schemas/ is the aigen_contracts package)
+COPY setup.cfg pyproject.toml README.md ./
+COPY schemas ./schemas
+COPY worker ./worker
+RUN pip install . && rm -rf /src
+
+RUN useradd --system --uid 10001 --no-create-home aigen
+USER aigen
+WORKDIR /tmp
+
+EXPOSE 9100
+# metrics and /healthz on AIGEN_METRICS_PORT; everything else from AIGEN_* (see docs/worker.md)
+CMD ["aigen-worker"]
