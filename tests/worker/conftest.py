@@ -1,0 +1,19 @@
+"""Fixtures for the worker tests: a throwaway RabbitMQ vhost per module, a fresh fake Odoo per test."""
+
+import pytest
+
+from tests.support.fake_odoo import FakeOdoo
+from tests.support.rabbit import throwaway_vhost
+from tests.worker.helpers import SECRET
+
+
+@pytest.fixture(scope="module")
+def vhost():
+    with throwaway_vhost("aigen-worker-test") as vh:
+        yield vh
+
+
+@pytest.fixture
+def odoo():
+    with FakeOdoo(SECRET) as fake:
+        yield fake

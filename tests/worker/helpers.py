@@ -1,0 +1,143 @@
+"""Builders shared by the worker tests: job messages, a scripted in-test backend, quick configs."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pika
+
+from worker import topology
+from worker.backends.base import BackendFailure, GenerationOutput
+from worker.backoff import Backoff
+from worker.classification import Signal
+from worker.processing import ProcessingConfig
+
+SECRET = "test-worker-secret"
+
+
+def job_message(prompt: str = "Write a haiku about queues.", **overrides: Any) -> dict:
+    now = datetime.now(UTC)
+    message = {
+        "message_type": "AIGenerationJobRequested",
+        "version": 1,
+        "generation_request_id": str(uuid.uuid4()),
+        "backend": "external",
+        "model": "gpt-test",
+        "task": "text",
+        "prompt": prompt,
+        "params": {},
+        "attempt": 1,
+        "deadline": (now + timedelta(minutes=5)).isoformat(),
+        "created_at": now.isoformat(),
+    }
+    message.update(overrides)
+    return message
+
+
+def publish(channel, message: dict | bytes, **props: Any) -> None:
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    message_id = message.get("generation_request_id") if isinstance(message, dict) else None
+    channel.basic_publish(
+        topology.EXCHANGE,
+        topology.ROUTING_KEY,
+        body,
+        pika.BasicProperties(
+            content_type="application/json",
+            message_id=message_id,
+            type="AIGenerationJobRequested",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            **props,
+        ),
+        mandatory=True,
+    )
+
+
+def fast_processing(**overrides: Any) -> ProcessingConfig:
+    values: dict[str, Any] = {
+        "max_attempts": 3,
+        "backoff": Backoff(0.01, 0.05, 0.01),
+        "request_timeout": 10.0,
+    }
+    values.update(overrides)
+    return ProcessingConfig(**values)
+
+
+def fail(kind: str = "http", **fields: Any) -> BackendFailure:
+    return BackendFailure(Signal(kind=kind, **fields), "scripted failure")
+
+
+class ScriptedBackend:
+    """An in-test double of the AI (Backend protocol): each prompt marker gets its own list of steps.
+
+    A step is an exception (raised), a GenerationOutput (returned), a float (sleep that long, then go on
+    to the next step) or a callable (called with the job, its result used as a step). The last step
+    repeats. Unmatched prompts get ``default``.
+    """
+
+    def __init__(self, name: str = "external", default: Any = None):
+        self.name = name
+        self.default = default if default is not None else GenerationOutput("done", None, {"total_tokens": 3})
+        self.scripts: dict[str, list] = {}
+        self.calls: list[tuple[str, str, float, float]] = []  # (request_id, model, timeout, at)
+        self._positions: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        self.active = 0
+        self.max_active = 0
+
+    def on(self, marker: str, *steps: Any) -> ScriptedBackend:
+        self.scripts[marker] = list(steps)
+        return self
+
+    def calls_for(self, request_id: str) -> list[tuple[str, str, float, float]]:
+        with self._lock:
+            return [c for c in self.calls if c[0] == request_id]
+
+    def _next(self, job) -> Any:
+        with self._lock:
+            self.calls.append((job.request_id, job.model, 0.0, time.monotonic()))
+            for marker, steps in self.scripts.items():
+                if marker in job.prompt:
+                    key = (job.request_id, marker)
+                    index = self._positions.get(key, 0)
+                    self._positions[key] = index + 1
+                    return steps[min(index, len(steps) - 1)]
+            return self.default
+
+    def generate(self, job, *, timeout: float) -> GenerationOutput:
+        step = self._next(job)
+        with self._lock:
+            rid, model, _, at = self.calls[-1]
+            self.calls[-1] = (rid, model, timeout, at)
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            while True:
+                if callable(step) and not isinstance(step, type):
+                    step = step(job)
+                    continue
+                if isinstance(step, int | float):
+                    time.sleep(step)
+                    step = self.default
+                    continue
+                if isinstance(step, BaseException):
+                    raise step
+                return step
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    ends = time.monotonic() + timeout
+    while time.monotonic() < ends:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what} not met within {timeout}s")

@@ -1,0 +1,21 @@
+"""Backoff: exponential, capped, jittered; Retry-After is a floor."""
+
+from worker.backoff import Backoff
+
+
+def test_delays_grow_exponentially_within_the_jitter():
+    backoff = Backoff(initial=1, maximum=100, jitter=0.5)
+    for attempt, base in [(1, 1), (2, 2), (3, 4), (4, 8)]:
+        delays = [backoff.delay(attempt) for _ in range(50)]
+        assert all(base <= d <= base + 0.5 for d in delays)
+        assert len(set(delays)) > 1  # jitter spreads retries of many jobs
+
+
+def test_delays_are_capped():
+    assert Backoff(initial=1, maximum=5, jitter=1).delay(20) == 5
+
+
+def test_retry_after_is_a_floor_even_above_the_cap():
+    backoff = Backoff(initial=1, maximum=5, jitter=0)
+    assert backoff.delay(1, retry_after=12) == 12
+    assert backoff.delay(3, retry_after=0.5) == 4

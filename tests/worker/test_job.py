@@ -1,0 +1,52 @@
+"""Parsing AIGenerationJobRequested: the schema decides, and the reason is one line a person reads."""
+
+import json
+
+import pytest
+
+from tests.worker.helpers import job_message
+from worker.job import InvalidJob, parse_job
+
+
+def test_a_valid_message_becomes_a_job_with_aware_datetimes():
+    message = job_message("a prompt", params={"max_tokens": 10, "temperature": 0.5})
+    job = parse_job(json.dumps(message).encode())
+    assert job.request_id == message["generation_request_id"]
+    assert job.params == {"max_tokens": 10, "temperature": 0.5}
+    assert job.deadline.tzinfo is not None and job.attempt == 1
+    assert "a prompt" not in repr(job)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"\xff\xfe", "not valid JSON"),
+        (b"[]", "schema: (message)"),
+        (json.dumps({**job_message(), "backend": "gpu"}), "schema: backend"),
+        (json.dumps({**job_message(), "params": {"size": "9x9"}}), "schema: params/size"),
+        (json.dumps({**job_message(), "params": {"colour": "red"}}), "Additional properties"),
+        (json.dumps({k: v for k, v in job_message().items() if k != "deadline"}), "'deadline' is a required"),
+        (json.dumps({**job_message(), "version": 2}), "schema: version"),
+        (json.dumps({**job_message(), "deadline": "2026-01-01T00:00:00"}), "time zone"),
+        (json.dumps({**job_message(), "deadline": "soon"}), "deadline: not an ISO 8601"),
+    ],
+)
+def test_invalid_messages_raise_invalid_job_with_a_reason(body, reason):
+    with pytest.raises(InvalidJob) as caught:
+        parse_job(body)
+    assert reason in caught.value.reason
+
+
+def test_the_request_id_is_kept_when_it_can_be_read():
+    message = {**job_message(), "task": "video"}
+    with pytest.raises(InvalidJob) as caught:
+        parse_job(json.dumps(message))
+    assert caught.value.request_id == message["generation_request_id"]
+
+
+def test_a_reason_never_quotes_the_prompt():
+    message = {**job_message(), "prompt": ""}
+    with pytest.raises(InvalidJob) as caught:
+        parse_job(json.dumps(message))
+    assert caught.value.reason == "schema: prompt: invalid value"

@@ -1,0 +1,143 @@
+"""Callbacks to Odoo: auth, keep-alive, retries while Odoo is away, settled vs rejected answers."""
+
+import threading
+import time
+
+import pytest
+
+from tests.worker.helpers import SECRET, job_message
+from worker.reporting import (
+    FAILURE,
+    PROGRESS,
+    Callback,
+    CallbackRejected,
+    OdooReporter,
+    OdooUnavailable,
+    ReporterConfig,
+    is_terminal,
+    new_event_id,
+    now_iso,
+)
+
+
+def progress(request_id, event_id=None):
+    body = {
+        "generation_request_id": request_id,
+        "event_id": event_id or new_event_id("progress"),
+        "state": "running",
+        "attempt": 1,
+        "occurred_at": now_iso(),
+    }
+    return Callback(PROGRESS, body)
+
+
+def failure(request_id):
+    body = {
+        "generation_request_id": request_id,
+        "event_id": new_event_id("failure"),
+        "error_type": "provider_unavailable",
+        "is_system_error": True,
+        "is_user_error": False,
+        "error_code": "http_503",
+        "detail": "x",
+        "backend": "external",
+        "attempt": 1,
+        "occurred_at": now_iso(),
+    }
+    return Callback(FAILURE, body)
+
+
+def reporter_for(odoo, secret=SECRET, patience=2.0, stop=None):
+    return OdooReporter(
+        ReporterConfig(odoo.url, secret, timeout=2, patience=patience, backoff_initial=0.05, backoff_max=0.2),
+        stop=stop,
+    )
+
+
+def rid():
+    return job_message()["generation_request_id"]
+
+
+def test_a_callback_is_authenticated_and_answered(odoo):
+    rep = reporter_for(odoo)
+    answer = rep.post(progress(rid()))
+    assert answer["status"] == "running" and answer["duplicate"] is False
+    assert odoo.invalid == []
+
+
+def test_the_same_event_twice_is_a_harmless_duplicate(odoo):
+    rep, request_id = reporter_for(odoo), rid()
+    callback = failure(request_id)
+    assert rep.post(callback)["duplicate"] is False
+    assert rep.post(callback)["duplicate"] is True
+    assert odoo.state(request_id).status == "failed"
+
+
+def test_a_wrong_secret_is_retried_then_reported_unavailable(odoo):
+    rep = reporter_for(odoo, secret="wrong", patience=0.3)
+    with pytest.raises(OdooUnavailable, match="401"):
+        rep.post(progress(rid()))
+    assert odoo.calls == []
+
+
+def test_a_body_odoo_refuses_is_rejected_at_once(odoo):
+    rep = reporter_for(odoo, patience=5)
+    bad = Callback(FAILURE, {"generation_request_id": rid(), "event_id": "e" * 10})
+    started = time.monotonic()
+    with pytest.raises(CallbackRejected) as caught:
+        rep.post(bad)
+    assert caught.value.status == 400 and time.monotonic() - started < 2
+
+
+def test_an_unknown_request_is_rejected(odoo):
+    odoo.known_only = True
+    with pytest.raises(CallbackRejected) as caught:
+        reporter_for(odoo).post(progress(rid()))
+    assert caught.value.status == 404
+
+
+def test_odoo_down_then_back_within_the_patience_gets_the_callback(odoo):
+    rep, request_id = reporter_for(odoo, patience=10), rid()
+    odoo.down()
+    threading.Timer(0.5, odoo.up).start()
+    answer = rep.post(failure(request_id))
+    assert answer["duplicate"] is False and odoo.state(request_id).status == "failed"
+
+
+def test_odoo_failing_with_503_is_retried(odoo):
+    rep = reporter_for(odoo, patience=10)
+    odoo.fail_with = 503
+    threading.Timer(0.4, lambda: setattr(odoo, "fail_with", None)).start()
+    assert rep.post(progress(rid()))["status"] == "running"
+
+
+def test_odoo_down_past_the_patience_raises_unavailable(odoo):
+    rep = reporter_for(odoo, patience=0.5)
+    odoo.down()
+    with pytest.raises(OdooUnavailable):
+        rep.post(failure(rid()))
+
+
+def test_a_stopping_worker_gives_up_waiting_at_once(odoo):
+    stop = threading.Event()
+    rep = reporter_for(odoo, patience=60, stop=stop)
+    odoo.down()
+    threading.Timer(0.3, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(OdooUnavailable):
+        rep.post(failure(rid()))
+    assert time.monotonic() - started < 5
+
+
+def test_keep_alive_reuses_one_connection(odoo):
+    rep = reporter_for(odoo)
+    for _ in range(5):
+        rep.post(progress(rid()))
+    assert odoo.connections_accepted == 1
+
+
+def test_is_terminal_reads_status_and_conflicts():
+    assert is_terminal({"status": "failed", "duplicate": True})
+    assert is_terminal({"terminal": True, "duplicate": True})
+    assert not is_terminal({"status": "running", "duplicate": False})
+    assert not is_terminal(None)

@@ -1,0 +1,171 @@
+"""Callbacks to Odoo: one keep-alive requests.Session, Bearer secret, event ids, retries with backoff.
+
+Odoo answers a repeated event_id with the state it already recorded (duplicate: true), so re-sending a
+body after a lost answer is harmless; that is what lets the worker retry freely and replay parked
+outcomes. Odoo's answers sort into three groups:
+
+- settled: 200 (new or duplicate) and 409 illegal_transition (the request is already terminal);
+- rejected for good: 400 / 404 / 422 (our body or the request id is wrong: repeating cannot help);
+- transient: no connection, timeouts, 5xx, 401/403/408/429 (401 is a secret being rotated or a
+  misconfigured gateway: the outcome must survive until it is fixed, so it is retried, then parked).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+
+FAILURE = "/ai/generation/failure"
+RESULT = "/ai/generation/result"
+PROGRESS = "/ai/generation/progress"
+NOTIFY = "/notify/generation-error"
+
+TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+_REJECTED = frozenset({400, 404, 422})
+_SETTLED = frozenset({200, 409})
+
+
+def new_event_id(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4()}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One POST to Odoo: the path and the body, its event_id fixed when the outcome was computed."""
+
+    path: str
+    body: dict[str, Any] = field(hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "body": self.body}
+
+
+def is_terminal(answer: dict[str, Any] | None) -> bool:
+    """Whether Odoo's answer says the request is already finished (nothing more to do for it)."""
+    return bool(answer) and (answer.get("terminal") is True or answer.get("status") in TERMINAL_STATES)
+
+
+class OdooUnavailable(Exception):
+    """Odoo did not take a callback within the patience window (or the worker is stopping)."""
+
+
+class CallbackRejected(Exception):
+    """Odoo refused a callback for good (400/404/422): the body or the request id is wrong."""
+
+    def __init__(self, path: str, status: int, answer: str):
+        super().__init__(f"{path} answered {status}: {answer[:300]}")
+        self.path = path
+        self.status = status
+
+
+class _Transient(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ReporterConfig:
+    base_url: str
+    secret: str = field(repr=False)
+    timeout: float = 10.0
+    patience: float = 60.0  # seconds of retrying one callback before the outcome is parked
+    backoff_initial: float = 0.5
+    backoff_max: float = 10.0
+    pool_size: int = 128  # >= the in-flight limit, so threads never wait for a pooled connection
+
+
+class OdooReporter:
+    """Thread-safe: urllib3's pool behind the one Session hands each thread its own connection."""
+
+    def __init__(self, config: ReporterConfig, *, stop: threading.Event | None = None):
+        self.config = config
+        self.base_url = config.base_url.rstrip("/")
+        self._stop = stop or threading.Event()
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=config.pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update(
+            {"Authorization": f"Bearer {config.secret}", "Content-Type": "application/json"}
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    # -- one POST --------------------------------------------------------------------------------------
+
+    def _post_once(self, callback: Callback) -> dict[str, Any]:
+        try:
+            response = self.session.post(
+                self.base_url + callback.path, json=callback.body, timeout=self.config.timeout
+            )
+        except requests.RequestException as exc:
+            raise _Transient(f"{callback.path}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code in _SETTLED:
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = {}
+            if response.status_code == 409:  # already terminal: nothing left to change
+                answer = {**(answer if isinstance(answer, dict) else {}), "duplicate": True, "terminal": True}
+            return answer if isinstance(answer, dict) else {}
+        if response.status_code in _REJECTED:
+            raise CallbackRejected(callback.path, response.status_code, response.text)
+        raise _Transient(f"{callback.path} answered {response.status_code}")
+
+    def post(self, callback: Callback, *, patience: float | None = None) -> dict[str, Any]:
+        """POST until Odoo settles it; OdooUnavailable after ``patience`` seconds (default: configured)."""
+        patience = self.config.patience if patience is None else patience
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            wait=wait_exponential_jitter(
+                multiplier=self.config.backoff_initial,
+                max=self.config.backoff_max,
+                jitter=self.config.backoff_initial,
+            ),
+            stop=stop_after_delay(patience) | (lambda _state: self._stop.is_set()),
+            sleep=self._stop.wait,  # a stopping worker does not sit out a backoff
+            before_sleep=self._log_retry,
+            reraise=False,
+        )
+        try:
+            return retrying(self._post_once, callback)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            raise OdooUnavailable(str(last)) from last
+
+    @staticmethod
+    def _log_retry(state) -> None:
+        log.warning(
+            "odoo callback failed; retrying",
+            extra={"attempt": state.attempt_number, "error": str(state.outcome.exception())},
+        )
+
+    # -- what the worker sends -------------------------------------------------------------------------
+
+    def deliver(
+        self, callbacks: list[Callback] | tuple[Callback, ...], *, patience: float | None = None
+    ) -> list[dict]:
+        """Send an outcome's callbacks in order (failure before notify); answers in the same order."""
+        return [self.post(cb, patience=patience) for cb in callbacks]
+
+    def progress(self, callback: Callback, *, patience: float = 0.0) -> dict[str, Any] | None:
+        """Best effort: progress must not hold the job up, so one try (by default) and None on failure."""
+        try:
+            return self.post(callback, patience=patience)
+        except (OdooUnavailable, CallbackRejected) as exc:
+            log.warning("progress callback not delivered", extra={"error": str(exc)})
+            return None
