@@ -100,6 +100,8 @@ class Gateway:
     prefix: Path | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
+    name = "gateway"
+
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -125,6 +127,9 @@ class Gateway:
         self.proc = subprocess.Popen([*cmd, "-g", "daemon off;"])  # noqa: S603
         wait_http(f"{self.url}/gateway/health", timeout, ok=lambda s: s == 200, proc=self.proc)
         return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def error_log(self) -> str:
         path = self.prefix / "logs" / "error.log" if self.prefix else None

@@ -14,6 +14,6 @@ RUN useradd --system --uid 10001 --no-create-home aigen
 USER aigen
 WORKDIR /tmp
 
-EXPOSE 9100
+EXPOSE 9464
 # metrics and /healthz on AIGEN_METRICS_PORT; everything else from AIGEN_* (see docs/worker.md)
 CMD ["aigen-worker"]
