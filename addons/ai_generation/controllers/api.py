@@ -1,0 +1,163 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Public API (DESIGN.md § Contracts; docs/openapi.yaml): plain JSON, API key or session."""
+
+import hashlib
+import json
+import logging
+import re
+
+from odoo import http
+from odoo.http import request
+
+from ..models.json_http import error_response, json_response
+from ..models.res_config_settings import get_setting
+from ..pure import validation
+from ..pure.errors import ApiError, NotFound, PayloadTooLargeError, ValidationFailed
+
+_logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
+ROUTE_OPTIONS = {"type": "http", "auth": "ai_generation_api", "csrf": False, "save_session": False}
+
+
+def _is_json(httprequest):
+    return httprequest.mimetype == "application/json"
+
+
+def _body_hash(body):
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _int_arg(name, default, low, high):
+    raw = request.httprequest.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationFailed(
+            f"Invalid query parameter {name}.", {name: "Must be a whole number."}
+        ) from None
+    if not low <= value <= high:
+        raise ValidationFailed(
+            f"Invalid query parameter {name}.", {name: f"Must be between {low} and {high}."}
+        )
+    return value
+
+
+class GenerationApi(http.Controller):
+    @http.route("/api/v1/generations", methods=["POST"], **ROUTE_OPTIONS)
+    def create_generation(self, **_kwargs):
+        try:
+            return self._create(request.httprequest)
+        except ApiError as exc:
+            return error_response(exc)
+
+    def _create(self, httprequest):
+        if not _is_json(httprequest):
+            raise ValidationFailed(
+                "Send the request as JSON.",
+                {"Content-Type": "Must be application/json."},
+                status=415,
+                code="unsupported_media_type",
+            )
+        if (httprequest.content_length or 0) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raw = httprequest.get_data(cache=False)
+        if len(raw) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        key = httprequest.headers.get("Idempotency-Key")
+        if key is not None and not KEY_RE.match(key):
+            raise ValidationFailed(
+                "Invalid Idempotency-Key header.",
+                {"Idempotency-Key": "1 to 255 printable ASCII characters without spaces."},
+            )
+        body = validation.parse_json_object(raw) if raw else {}
+        limits = validation.Limits(
+            max_prompt_chars=get_setting(request.env, "ai_generation.max_prompt_chars"),
+            max_params_bytes=get_setting(request.env, "ai_generation.max_params_bytes"),
+        )
+        try:
+            gen = validation.validate_generation(body, limits)
+        except validation.PayloadTooLarge as exc:
+            raise PayloadTooLargeError(str(exc)) from None
+        except validation.InvalidRequest as exc:
+            raise ValidationFailed(str(exc), exc.fields) from None
+        Request = request.env["ai.generation.request"]
+        with request.env.cr.savepoint():
+            status, answer, replayed = Request._api_create(request.env.user, gen, key, _body_hash(body))
+        headers = {"Location": answer["status_url"]}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return json_response(answer, status, headers)
+
+    @http.route("/api/v1/generations/<string:request_id>", methods=["GET"], **ROUTE_OPTIONS)
+    def read_generation(self, request_id, **_kwargs):
+        try:
+            found = (
+                self._own_requests([("uuid", "=", request_id)], limit=1)
+                if UUID_RE.match(request_id)
+                else None
+            )
+            if not found:
+                raise NotFound(f"No generation request {request_id} for you.")
+            return json_response(found._api_body())
+        except ApiError as exc:
+            return error_response(exc)
+
+    @http.route("/api/v1/generations", methods=["GET"], **ROUTE_OPTIONS)
+    def list_generations(self, **_kwargs):
+        try:
+            limit = _int_arg("limit", 20, 1, 100)
+            offset = _int_arg("offset", 0, 0, 10**9)
+            domain = []
+            status = request.httprequest.args.get("status")
+            if status:
+                known = [s for s, _label in request.env["ai.generation.request"]._fields["state"].selection]
+                if status not in known:
+                    raise ValidationFailed(
+                        "Invalid status filter.", {"status": "Must be one of: " + ", ".join(known)}
+                    )
+                domain.append(("state", "=", status))
+            items = self._own_requests(domain, limit=limit, offset=offset)
+            count = self._own_requests(domain, count=True)
+            return json_response(
+                {"items": [r._api_body() for r in items], "count": count, "limit": limit, "offset": offset}
+            )
+        except ApiError as exc:
+            return error_response(exc)
+
+    @http.route("/api/v1/credits", methods=["GET"], **ROUTE_OPTIONS)
+    def read_credits(self, **_kwargs):
+        user = request.env.user
+        account = request.env["ai.credit.account"].sudo()._for_user(user)
+        lines = (
+            request.env["ai.credit.ledger.line"].sudo().search([("account_id", "=", account.id)], limit=20)
+        )
+        return json_response(
+            {
+                "balance": account.balance,
+                "held": account.held,
+                "available": account.balance - account.held,
+                "recent_lines": [
+                    {
+                        "kind": line.kind,
+                        "amount": line.amount,
+                        "hold_amount": line.hold_amount,
+                        "reason": line.reason,
+                        "request_id": line.request_id.uuid or None,
+                        "date": line.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    }
+                    for line in lines
+                ],
+            }
+        )
+
+    def _own_requests(self, domain, count=False, **kwargs):
+        """The caller's own requests only, even for managers: the API is not an admin tool."""
+        Request = request.env["ai.generation.request"]
+        domain = [("user_id", "=", request.env.uid), *domain]
+        return Request.search_count(domain) if count else Request.search(domain, **kwargs)

@@ -1,0 +1,100 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Worker callbacks (DESIGN.md § Contracts): server to server, open only to the workers.
+
+A worker proves itself with the shared secret (``Authorization: Bearer <secret>``, compared in
+constant time) or, alternatively, with an API key or session of a user in the worker group.
+"""
+
+import hmac
+import json
+import logging
+import re
+
+from odoo import api, http
+from odoo.http import request
+
+from ..models.json_http import error_response, json_response
+from ..models.res_config_settings import SECRET_PARAM
+from ..pure import contracts
+from ..pure.errors import ApiError, Unauthorized, ValidationFailed
+
+_logger = logging.getLogger(__name__)
+
+WORKER_GROUP = "ai_generation.group_ai_generation_worker"
+ROUTE_OPTIONS = {"type": "http", "auth": "none", "methods": ["POST"], "csrf": False, "save_session": False}
+BEARER_RE = re.compile(r"^bearer\s+(.+)$", re.IGNORECASE)
+SCHEMAS = {
+    "failure": "callback_failure.json",
+    "result": "callback_result.json",
+    "progress": "callback_progress.json",
+    "notify": "callback_notify.json",
+}
+
+
+def _authenticated_worker(env, httprequest):
+    match = BEARER_RE.match(httprequest.headers.get("Authorization", ""))
+    token = match.group(1).strip() if match else ""
+    secret = env["ir.config_parameter"].sudo().get_param(SECRET_PARAM) or ""
+    if token and secret and hmac.compare_digest(token.encode(), secret.encode()):
+        return True
+    uid = None
+    if token:
+        uid = env["res.users.apikeys"]._check_credentials(scope="rpc", key=token)
+    elif request.session.uid:
+        uid = request.session.uid
+    if uid:
+        return env["res.users"].sudo().browse(uid).has_group(WORKER_GROUP)
+    return False
+
+
+def _payload(httprequest, kind):
+    try:
+        payload = json.loads(httprequest.get_data(cache=False) or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed("The body must be a JSON object.", {"body": "Invalid JSON."}) from None
+    errors = {}
+    for error in contracts.validator(SCHEMAS[kind]).iter_errors(payload):
+        where = ".".join(str(p) for p in error.absolute_path) or "body"
+        errors.setdefault(where, error.message[:300])
+    if errors:
+        raise ValidationFailed(f"The {kind} callback does not match {SCHEMAS[kind]}.", errors)
+    return payload
+
+
+class WorkerCallbacks(http.Controller):
+    def _handle(self, kind):
+        env = api.Environment(request.env.cr, api.SUPERUSER_ID, {})
+        try:
+            if not _authenticated_worker(env, request.httprequest):
+                raise Unauthorized("Callbacks are for workers: send 'Authorization: Bearer <worker secret>'.")
+            payload = _payload(request.httprequest, kind)
+            _logger.debug("callback %s: %s", kind, payload)
+            with env.cr.savepoint():
+                answer = env["ai.generation.request"]._handle_callback(kind, payload)
+        except ApiError as exc:
+            _logger.info("callback %s refused: %s %s", kind, exc.status, exc.code)
+            return error_response(exc)
+        _logger.info(
+            "callback %s for %s: status=%s duplicate=%s",
+            kind,
+            answer["generation_request_id"],
+            answer["status"],
+            answer["duplicate"],
+        )
+        return json_response(answer)
+
+    @http.route("/ai/generation/failure", **ROUTE_OPTIONS)
+    def failure(self, **_kwargs):
+        return self._handle("failure")
+
+    @http.route("/ai/generation/result", **ROUTE_OPTIONS)
+    def result(self, **_kwargs):
+        return self._handle("result")
+
+    @http.route("/ai/generation/progress", **ROUTE_OPTIONS)
+    def progress(self, **_kwargs):
+        return self._handle("progress")
+
+    @http.route("/notify/generation-error", **ROUTE_OPTIONS)
+    def notify(self, **_kwargs):
+        return self._handle("notify")

@@ -1,0 +1,150 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import logging
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError
+
+from ..pure.errors import InsufficientCredits
+
+_logger = logging.getLogger(__name__)
+
+
+class AiCreditAccount(models.Model):
+    """A user's credits. ``balance`` and ``held`` change only through ``_post_movement``.
+
+    Invariant (checked by the tests after every scenario): balance == sum(lines.amount) and
+    held == sum(lines.hold_amount). Available = balance - held, never negative.
+    """
+
+    _name = "ai.credit.account"
+    _description = "AI Credit Account"
+    _rec_name = "user_id"
+    _order = "id"
+
+    user_id = fields.Many2one("res.users", required=True, ondelete="restrict", index=True, readonly=True)
+    company_id = fields.Many2one(related="user_id.company_id", store=True)
+    balance = fields.Integer(readonly=True, default=0, help="Credits owned: the sum of the ledger amounts.")
+    held = fields.Integer(readonly=True, default=0, help="Credits reserved by requests not finished yet.")
+    available = fields.Integer(compute="_compute_available", help="Balance minus holds.")
+    line_ids = fields.One2many("ai.credit.ledger.line", "account_id", readonly=True)
+
+    _sql_constraints = [
+        ("user_unique", "UNIQUE(user_id)", "A user has one credit account."),
+        ("held_not_negative", "CHECK(held >= 0)", "Held credits cannot be negative."),
+        ("no_overdraft", "CHECK(balance >= held)", "An account cannot hold more credits than it has."),
+    ]
+
+    @api.depends("balance", "held")
+    def _compute_available(self):
+        for account in self:
+            account.available = account.balance - account.held
+
+    @api.model
+    def _for_user(self, user, lock=False):
+        """The user's account (created at zero when missing); with ``lock``, row-locked till commit.
+
+        INSERT … ON CONFLICT keeps two first requests of a new user from failing on the unique key.
+        """
+        self.env.cr.execute(
+            """
+            INSERT INTO ai_credit_account (user_id, company_id, balance, held,
+                                           create_uid, write_uid, create_date, write_date)
+            VALUES (%s, %s, 0, 0, %s, %s, now() at time zone 'UTC', now() at time zone 'UTC')
+            ON CONFLICT (user_id) DO NOTHING
+            """,
+            (user.id, user.company_id.id, self.env.uid, self.env.uid),
+        )
+        lock_clause = "FOR UPDATE" if lock else ""
+        self.env.cr.execute(f"SELECT id FROM ai_credit_account WHERE user_id = %s {lock_clause}", (user.id,))  # noqa: S608
+        account = self.browse(self.env.cr.fetchone()[0])
+        account.invalidate_recordset(["balance", "held"])
+        return account
+
+    def _post_movement(self, kind, amount, hold_amount, reason, request=None):
+        """Write one ledger line and apply it to the account, under the account's row lock.
+
+        ``amount`` is the line's effect on the balance, ``hold_amount`` its effect on the held credits.
+        Raises InsufficientCredits when a new hold would exceed the available credits.
+        """
+        self.ensure_one()
+        if not reason:
+            raise UserError(_("Every ledger line needs a reason."))
+        cr = self.env.cr
+        cr.execute("SELECT balance, held FROM ai_credit_account WHERE id = %s FOR UPDATE", (self.id,))
+        balance, held = cr.fetchone()
+        new_balance, new_held = balance + amount, held + hold_amount
+        if new_held < 0:
+            raise UserError(_("Releasing more credits than are held is a bug (account %s).", self.id))
+        if new_balance < new_held:
+            raise InsufficientCredits(
+                f"Not enough credits: {balance - held} available, {hold_amount - amount} needed.",
+                fields={"credits": f"available={balance - held}"},
+            )
+        cr.execute(
+            "UPDATE ai_credit_account SET balance = %s, held = %s, write_date = now() at time zone 'UTC',"
+            " write_uid = %s WHERE id = %s",
+            (new_balance, new_held, self.env.uid, self.id),
+        )
+        self.invalidate_recordset(["balance", "held"])
+        line = (
+            self.env["ai.credit.ledger.line"]
+            .sudo()
+            .with_context(ai_generation_ledger_post=True)
+            .create(
+                {
+                    "account_id": self.id,
+                    "kind": kind,
+                    "amount": amount,
+                    "hold_amount": hold_amount,
+                    "balance_after": new_balance,
+                    "held_after": new_held,
+                    "reason": reason,
+                    "request_id": request.id if request else False,
+                }
+            )
+        )
+        _logger.info(
+            "ledger %s account=%s amount=%s hold=%s request=%s",
+            kind,
+            self.id,
+            amount,
+            hold_amount,
+            request.uuid if request else "-",
+        )
+        return line
+
+    # Admin operations (the UI engineer binds buttons/wizards to these)
+    def action_grant(self, credits, reason):
+        """Add ``credits`` to the balance (a purchase, a welcome bonus)."""
+        self.ensure_one()
+        self._check_manager()
+        if not isinstance(credits, int) or credits <= 0:
+            raise UserError(_("A grant is a positive whole number of credits."))
+        return self._post_movement("grant", credits, 0, reason)
+
+    def action_adjust(self, credits, reason):
+        """Correct the balance by ``credits`` (positive or negative); never below what is held."""
+        self.ensure_one()
+        self._check_manager()
+        if not isinstance(credits, int) or credits == 0:
+            raise UserError(_("An adjustment is a non-zero whole number of credits."))
+        return self._post_movement("adjustment", credits, 0, reason)
+
+    def _check_manager(self):
+        if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
+            raise UserError(_("Only AI Generation managers can change credits."))
+
+    @api.model
+    def _check_invariant(self):
+        """Accounts whose balance/held differ from the sum of their lines (empty when all is well)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            SELECT a.id, a.balance, a.held, COALESCE(SUM(l.amount), 0), COALESCE(SUM(l.hold_amount), 0)
+              FROM ai_credit_account a
+              LEFT JOIN ai_credit_ledger_line l ON l.account_id = a.id
+             GROUP BY a.id
+            HAVING a.balance != COALESCE(SUM(l.amount), 0) OR a.held != COALESCE(SUM(l.hold_amount), 0)
+            """
+        )
+        return self.env.cr.fetchall()

@@ -1,0 +1,75 @@
+"""Finds and loads the repo's contract files (schemas/): JSON Schemas and the error taxonomy.
+
+The addon reads the same files as the worker and n8n, never a copy. Search order: the directory in
+``AIGEN_SCHEMAS_DIR``; ``schemas/`` inside the addon (a deployment may copy it there); ``schemas/`` at
+the root of the repository holding ``addons/ai_generation``.
+"""
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+
+ADDON_DIR = Path(__file__).resolve().parent.parent
+
+
+class ContractsNotFound(RuntimeError):
+    pass
+
+
+def candidate_dirs():
+    env = os.environ.get("AIGEN_SCHEMAS_DIR")
+    if env:
+        yield Path(env)
+    yield ADDON_DIR / "schemas"
+    yield ADDON_DIR.parent.parent / "schemas"
+
+
+@cache
+def schemas_dir():
+    for path in candidate_dirs():
+        if (path / "error_taxonomy.json").is_file():
+            return path
+    tried = ", ".join(str(p) for p in candidate_dirs())
+    raise ContractsNotFound(f"schemas/ not found (tried {tried}); set AIGEN_SCHEMAS_DIR")
+
+
+@cache
+def load(name):
+    return json.loads((schemas_dir() / name).read_text(encoding="utf-8"))
+
+
+@cache
+def _registry():
+    resources = []
+    for path in sorted(schemas_dir().glob("*.json")):
+        doc = load(path.name)
+        if "$schema" in doc:
+            resource = Resource.from_contents(doc)
+            resources.append((path.name, resource))
+            if "$id" in doc:
+                resources.append((doc["$id"], resource))
+    return Registry().with_resources(resources)
+
+
+@cache
+def validator(name):
+    """A Draft 2020-12 validator for ``name`` that resolves the sibling files it references."""
+    return Draft202012Validator(load(name), registry=_registry(), format_checker=FormatChecker())
+
+
+def taxonomy():
+    return load("error_taxonomy.json")
+
+
+def error_type_info(error_type):
+    """The taxonomy row of ``error_type`` (unknown types get the 'unknown' row)."""
+    types = taxonomy()["error_types"]
+    return types.get(error_type) or types["unknown"]
+
+
+def user_message(side):
+    return taxonomy()["messages"][side]

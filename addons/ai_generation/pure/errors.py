@@ -1,0 +1,61 @@
+"""Errors the public API and the callbacks answer with (schemas/error_response.json)."""
+
+
+class ApiError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message, fields=None, status=None, code=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or None
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+
+    def body(self):
+        error = {"code": self.code, "message": self.message}
+        if self.fields:
+            error["fields"] = dict(self.fields)
+        return {"error": error}
+
+
+class ValidationFailed(ApiError):
+    status, code = 400, "validation_error"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class InsufficientCredits(ApiError):
+    status, code = 402, "insufficient_credits"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class IllegalTransitionError(ApiError):
+    status, code = 409, "illegal_transition"
+
+
+class PayloadTooLargeError(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class IdempotencyKeyReused(ApiError):
+    status, code = 422, "idempotency_key_reused"
+
+
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message, retry_after):
+        super().__init__(message)
+        self.retry_after = retry_after
