@@ -46,6 +46,13 @@ def placeholders(template: str | None = None) -> set[str]:
     return set(PLACEHOLDER.findall(template if template is not None else TEMPLATE.read_text()))
 
 
+def body_limit(template: str | None = None) -> int:
+    """client_max_body_size of the template, in bytes."""
+    text = template if template is not None else TEMPLATE.read_text()
+    number, unit = re.search(r"client_max_body_size (\d+)([kKmM]?);", text).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024 * 1024}[unit.lower()]
+
+
 def render(values: dict[str, str], template: str | None = None) -> str:
     """The template with every ${AIGEN_GATEWAY_*} replaced, as the nginx image's envsubst step does."""
     text = template if template is not None else TEMPLATE.read_text()

@@ -3,7 +3,6 @@
 The same rendered file is what docker compose and ./run-stack serve, so these are the routes users get.
 """
 
-import re
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from devstack.ports import free_port
 from tests.stack.conftest import start_gateway
 
 TEMPLATE = gateway.TEMPLATE.read_text()
-BODY_LIMIT = int(re.search(r"client_max_body_size (\d+)k;", TEMPLATE).group(1)) * 1024
+BODY_LIMIT = gateway.body_limit()
 
 pytestmark = pytest.mark.usefixtures("nginx_required")
 
