@@ -11,6 +11,7 @@ import requests
 from devstack import gateway
 from devstack.ports import free_port
 from tests.stack.conftest import start_gateway
+from tests.stack.facts import ADDON, addon_routes, module_int
 
 TEMPLATE = gateway.TEMPLATE.read_text()
 BODY_LIMIT = gateway.body_limit()
@@ -95,7 +96,23 @@ def test_own_health_answers_without_odoo(gw):
     assert (resp.status_code, resp.text) == (200, "ok\n")
 
 
-CALLBACKS = ["/ai/generation/failure", "/ai/generation/result", "/notify/generation-error"]
+CALLBACKS = addon_routes("callbacks")
+API = sorted(
+    {
+        route.replace("<string:request_id>", "0f1e2d3c-0000-4000-8000-000000000000")
+        for route in addon_routes("api")
+    }
+)
+
+
+def test_gateway_body_limit_is_the_addons():
+    assert module_int(ADDON / "controllers" / "api.py", "MAX_BODY_BYTES") == BODY_LIMIT
+
+
+@pytest.mark.parametrize("path", API)
+def test_every_api_route_of_the_addon_reaches_odoo(gw, path):
+    resp = requests.get(f"{gw.url}{path}", timeout=5)
+    assert resp.status_code == 200 and resp.json()["path"] == path
 
 
 @pytest.mark.parametrize("path", CALLBACKS)
