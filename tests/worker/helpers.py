@@ -141,3 +141,76 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = 
             return value
         time.sleep(0.02)
     raise AssertionError(f"{what} not met within {timeout}s")
+
+
+def worker_config(vhost, odoo, **overrides: Any):
+    """A WorkerConfig for tests: fast retries and reconnects, no metrics server, a unique name."""
+    from worker.config import WorkerConfig
+
+    values: dict[str, Any] = {
+        "amqp_url": vhost.url,
+        "odoo_url": odoo.url,
+        "worker_secret": SECRET,
+        "max_in_flight": 128,
+        "heartbeat": 10,
+        "reconnect_initial": 0.2,
+        "reconnect_max": 1.0,
+        "shutdown_grace": 5.0,
+        "callback_timeout": 5.0,
+        "callback_patience": 1.0,
+        "drain_interval": 0.2,
+        "backoff_initial": 0.01,
+        "backoff_max": 0.05,
+        "backoff_jitter": 0.01,
+        "request_timeout": 10.0,
+        "metrics_port": -1,
+        "connection_name": f"test-worker-{uuid.uuid4().hex[:8]}",
+    }
+    values.update(overrides)
+    return WorkerConfig(**values)
+
+
+class RunningWorker:
+    """A worker.app.Worker run in a thread for the duration of a ``with`` block."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.thread = threading.Thread(target=worker.run, name="worker-main", daemon=True)
+
+    def __enter__(self) -> RunningWorker:
+        self.thread.start()
+        wait_until(lambda: self.worker.healthy(), 20, "worker connected")
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.worker.stop()
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "worker did not stop"
+
+    def __exit__(self, *exc) -> None:
+        if self.thread.is_alive():
+            self.stop()
+
+
+def queue_depth(vhost, queue: str) -> int:
+    """Ready messages in ``queue`` (a passive declare on a connection of its own)."""
+    conn = vhost.connect()
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
+    finally:
+        conn.close()
+
+
+def drain_queue(vhost, queue: str) -> list[tuple[Any, bytes]]:
+    """Take every ready message from ``queue``: [(properties, body)]."""
+    conn = vhost.connect()
+    taken = []
+    try:
+        channel = conn.channel()
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            taken.append((properties, body))
+    finally:
+        conn.close()

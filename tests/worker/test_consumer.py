@@ -1,0 +1,217 @@
+"""The worker on the real RabbitMQ: topology, acks, DLQ, 100+ in flight, parking, reconnect, stop.
+
+A throwaway vhost per module; the AI is the scripted in-test backend, Odoo the validating fake.
+"""
+
+import json
+import threading
+import time
+
+import pika
+import pika.exceptions
+import pytest
+
+from tests.worker.helpers import (
+    RunningWorker,
+    ScriptedBackend,
+    drain_queue,
+    fail,
+    job_message,
+    publish,
+    queue_depth,
+    wait_until,
+    worker_config,
+)
+from worker import topology
+from worker.app import Worker
+from worker.backends.base import GenerationOutput
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def channel(vhost):
+    """A publishing channel on a clean topology (every queue of the vhost purged)."""
+    conn = vhost.connect()
+    ch = conn.channel()
+    topology.declare(ch)
+    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
+        ch.queue_purge(queue)
+    ch.confirm_delivery()
+    yield ch
+    if conn.is_open:
+        conn.close()
+
+
+def start(vhost, odoo, backend, **overrides):
+    backends = backend if isinstance(backend, dict) else {backend.name: backend}
+    return RunningWorker(Worker(worker_config(vhost, odoo, **overrides), backends))
+
+
+def terminal_ids(odoo, ids):
+    return all(odoo.state(i) is not None and odoo.state(i).status in ("succeeded", "failed") for i in ids)
+
+
+def test_the_topology_is_declared_exactly_as_designed(vhost, odoo, channel):
+    with start(vhost, odoo, ScriptedBackend()):
+        conn = vhost.connect()
+        ch = conn.channel()
+        ch.exchange_declare(topology.EXCHANGE, "direct", passive=True)
+        # same arguments: accepted; other arguments: the broker refuses (what a mismatch with Odoo would do)
+        ch.queue_declare(topology.JOBS_QUEUE, durable=True, arguments=topology.JOBS_QUEUE_ARGUMENTS)
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            ch.queue_declare(
+                topology.JOBS_QUEUE,
+                durable=True,
+                arguments={**topology.JOBS_QUEUE_ARGUMENTS, "x-delivery-limit": 6},
+            )
+        assert refused.value.reply_code == 406
+        conn.close()
+    assert topology.JOBS_QUEUE_ARGUMENTS == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 5,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "ai.generation.jobs.dlq",
+    }
+
+
+def test_jobs_are_processed_reported_and_acked(vhost, odoo, channel):
+    messages = [job_message(f"job {i}") for i in range(20)]
+    with start(vhost, odoo, ScriptedBackend()) as running:
+        for message in messages:
+            publish(channel, message)
+        ids = [m["generation_request_id"] for m in messages]
+        wait_until(lambda: terminal_ids(odoo, ids), 20, "all jobs terminal")
+        wait_until(lambda: running.worker.consumer.in_flight == 0, 10, "all acked")
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 0  # nothing came back unacked
+    assert odoo.invalid == []
+    for request_id in ids:
+        assert [c.path for c in odoo.calls_for(request_id)] == [
+            "/ai/generation/progress",
+            "/ai/generation/result",
+        ]
+
+
+def test_bad_messages_go_to_the_dlq_with_their_reason_and_the_worker_goes_on(vhost, odoo, channel):
+    good = job_message("a good one")
+    with start(vhost, odoo, ScriptedBackend()):
+        publish(channel, b"{this is not json")
+        publish(channel, {**job_message(), "params": {"size": "1x1"}})
+        publish(channel, good)
+        wait_until(lambda: terminal_ids(odoo, [good["generation_request_id"]]), 20, "good job done")
+        wait_until(lambda: queue_depth(vhost, topology.DLQ) == 2, 10, "two dead letters")
+    dead = drain_queue(vhost, topology.DLQ)
+    reasons = sorted(p.headers[topology.REJECT_REASON_HEADER] for p, _ in dead)
+    assert reasons[0].startswith("not valid JSON") and reasons[1].startswith("schema: params/size")
+    assert b"{this is not json" in [body for _, body in dead]  # the original body travels
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
+
+
+def test_one_process_keeps_more_than_100_jobs_in_flight(vhost, odoo, channel):
+    gate = threading.Event()
+    backend = ScriptedBackend(default=lambda job: gate.wait(30) and GenerationOutput("ok", None, {}))
+    messages = [job_message(f"parallel {i}") for i in range(120)]
+    with start(vhost, odoo, backend, max_in_flight=120):
+        for message in messages:
+            publish(channel, message)
+        wait_until(lambda: backend.active >= 120, 30, "120 AI calls at once")
+        gate.set()
+        ids = [m["generation_request_id"] for m in messages]
+        wait_until(lambda: terminal_ids(odoo, ids), 30, "all done")
+    assert backend.max_active == 120
+
+
+def test_odoo_down_parks_the_outcome_and_the_drainer_delivers_it_later(vhost, odoo, channel):
+    backend = ScriptedBackend().on("user", fail(status=400, code="invalid_value"))
+    messages = [job_message("works"), job_message("user error")]
+    ids = [m["generation_request_id"] for m in messages]
+    odoo.down()
+    with start(vhost, odoo, backend, callback_patience=0.5, drain_interval=0.3) as running:
+        for message in messages:
+            publish(channel, message)
+        # parked, and the jobs acked: the job queue does not hold them back
+        wait_until(lambda: len(backend.calls) == 2 and running.worker.consumer.in_flight == 0, 20, "parked")
+        assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
+        assert odoo.calls == []
+        odoo.up()
+        wait_until(lambda: terminal_ids(odoo, ids), 20, "parked outcomes delivered")
+        wait_until(lambda: odoo.state(ids[1]).user_message is not None, 10, "notify delivered")
+    assert len(backend.calls) == 2  # the AI was not called again
+    assert odoo.state(ids[0]).status == "succeeded" and odoo.state(ids[1]).error_type == "invalid_input"
+    assert queue_depth(vhost, topology.PARKED_QUEUE) == 0 and odoo.invalid == []
+
+
+def test_a_connection_closed_by_the_broker_is_survived_and_no_job_is_lost(vhost, odoo, channel):
+    backend = ScriptedBackend(default=lambda job: time.sleep(0.5) or GenerationOutput("ok", None, {}))
+    messages = [job_message(f"survivor {i}") for i in range(10)]
+    ids = [m["generation_request_id"] for m in messages]
+    with start(vhost, odoo, backend) as running:
+        for message in messages:
+            publish(channel, message)
+        wait_until(lambda: backend.active >= 5, 10, "jobs in flight")
+        name = running.worker.config.connection_name
+        assert vhost.close_connections(name) >= 1
+        wait_until(lambda: terminal_ids(odoo, ids), 30, "all jobs terminal after the reconnect")
+        wait_until(lambda: running.worker.healthy(), 10, "reconnected")
+        # and it consumes on the new connection
+        late = job_message("after the reconnect")
+        publish(channel, late)
+        wait_until(lambda: terminal_ids(odoo, [late["generation_request_id"]]), 20, "late job")
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
+    for request_id in ids:  # redelivered jobs may run twice, but Odoo records one outcome
+        results = [
+            c for c in odoo.calls_for(request_id, "/ai/generation/result") if not c.answer["duplicate"]
+        ]
+        assert len(results) == 1
+
+
+def test_a_graceful_stop_lets_in_flight_jobs_finish(vhost, odoo, channel):
+    backend = ScriptedBackend(default=lambda job: time.sleep(1) or GenerationOutput("ok", None, {}))
+    messages = [job_message(f"finish me {i}") for i in range(10)]
+    with start(vhost, odoo, backend, shutdown_grace=10) as running:
+        for message in messages:
+            publish(channel, message)
+        wait_until(lambda: backend.active == 10, 10, "all in flight")
+        running.stop()
+    assert terminal_ids(odoo, [m["generation_request_id"] for m in messages])
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
+
+
+def test_jobs_that_cannot_finish_within_the_grace_go_back_to_the_queue(vhost, odoo, channel):
+    backend = ScriptedBackend().on("retry", fail(status=503))
+    messages = [job_message(f"retry forever {i}") for i in range(5)]
+    ids = [m["generation_request_id"] for m in messages]
+    with start(
+        vhost, odoo, backend, shutdown_grace=0.5, backoff_initial=30, backoff_max=30, max_attempts=5
+    ) as running:
+        for message in messages:
+            publish(channel, message)
+        wait_until(lambda: len(backend.calls) == 5, 10, "first attempts made")
+        running.stop()
+    assert not any(odoo.state(i).status in ("succeeded", "failed") for i in ids)
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 5  # back in the queue, nothing lost
+    with start(vhost, odoo, ScriptedBackend()):  # another worker picks them up
+        wait_until(lambda: terminal_ids(odoo, ids), 20, "finished by the next worker")
+    assert all(odoo.state(i).status == "succeeded" for i in ids)
+
+
+def test_a_request_odoo_already_finished_is_acked_without_an_ai_call(vhost, odoo, channel):
+    message = job_message("already cancelled")
+    odoo.register(message["generation_request_id"], status="cancelled")
+    backend = ScriptedBackend()
+    with start(vhost, odoo, backend) as running:
+        publish(channel, message)
+        wait_until(lambda: odoo.calls_for(message["generation_request_id"]), 10, "progress asked")
+        wait_until(lambda: running.worker.consumer.in_flight == 0, 10, "acked")
+    assert backend.calls == [] and queue_depth(vhost, topology.JOBS_QUEUE) == 0
+
+
+def test_an_outcome_odoo_refuses_for_good_goes_to_the_dlq(vhost, odoo, channel):
+    odoo.known_only = True  # Odoo does not know this request: 404
+    message = job_message("unknown to odoo")
+    with start(vhost, odoo, ScriptedBackend()):
+        publish(channel, message)
+        wait_until(lambda: queue_depth(vhost, topology.DLQ) == 1, 20, "dead-lettered")
+    ((props, body),) = drain_queue(vhost, topology.DLQ)
+    assert "odoo refused the outcome" in props.headers[topology.REJECT_REASON_HEADER]
+    assert json.loads(body)["generation_request_id"] == message["generation_request_id"]

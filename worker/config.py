@@ -1,0 +1,310 @@
+"""Worker settings: one table of (field, environment variable, default, meaning), flags derived from it.
+
+Precedence: command-line flag > environment variable > default. The backends' own settings
+(OpenAIConfig, KubernetesConfig, AlertConfig, owned by their modules) are read the same way, field by
+field, under the prefixes AIGEN_OPENAI_, AIGEN_K8S_ and AIGEN_ALERT_; ``python -m worker.config``
+prints the whole table as Markdown (docs/worker.md is that output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import socket
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def setting(default: Any, env: str, help: str, *, secret: bool = False, repr: bool = True) -> Any:
+    return field(
+        default=default, repr=repr and not secret, metadata={"env": env, "help": help, "secret": secret}
+    )
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    # RabbitMQ
+    amqp_url: str = setting(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "AIGEN_AMQP_URL",
+        "Broker URL (pika URLParameters: vhost URL-encoded, query options allowed).",
+        repr=False,  # may carry a password
+    )
+    max_in_flight: int = setting(
+        128,
+        "AIGEN_MAX_IN_FLIGHT",
+        "Jobs run at once by this process: the prefetch count and the thread pool size.",
+    )
+    heartbeat: int = setting(30, "AIGEN_AMQP_HEARTBEAT", "AMQP heartbeat in seconds.")
+    blocked_connection_timeout: float = setting(
+        60.0,
+        "AIGEN_AMQP_BLOCKED_TIMEOUT",
+        "Seconds a broker may block the connection (alarms) before reconnecting.",
+    )
+    reconnect_initial: float = setting(
+        1.0, "AIGEN_RECONNECT_INITIAL", "First reconnect delay, doubled per failure."
+    )
+    reconnect_max: float = setting(30.0, "AIGEN_RECONNECT_MAX", "Longest reconnect delay.")
+    shutdown_grace: float = setting(
+        30.0,
+        "AIGEN_SHUTDOWN_GRACE",
+        "On SIGTERM: seconds in-flight jobs get to finish before they are requeued.",
+    )
+    connection_name: str = setting(
+        f"aigen-worker@{socket.gethostname()}",
+        "AIGEN_CONNECTION_NAME",
+        "AMQP connection name shown by rabbitmqctl list_connections.",
+    )
+    # Odoo callbacks
+    odoo_url: str = setting("http://127.0.0.1:8069", "AIGEN_ODOO_URL", "Base URL of Odoo for the callbacks.")
+    worker_secret: str = setting(
+        "", "AIGEN_WORKER_SECRET", "Shared secret sent as 'Authorization: Bearer'. Required.", secret=True
+    )
+    worker_secret_file: str = setting(
+        "", "AIGEN_WORKER_SECRET_FILE", "File holding the secret (used when AIGEN_WORKER_SECRET is empty)."
+    )
+    callback_timeout: float = setting(10.0, "AIGEN_CALLBACK_TIMEOUT", "Seconds per callback HTTP request.")
+    callback_patience: float = setting(
+        60.0,
+        "AIGEN_CALLBACK_PATIENCE",
+        "Seconds of retrying a callback (with backoff) before the outcome is parked "
+        "(queue ai.generation.outcomes.parked).",
+    )
+    drain_interval: float = setting(
+        5.0,
+        "AIGEN_DRAIN_INTERVAL",
+        "Seconds between looks at the parked-outcomes queue (doubles while Odoo is down).",
+    )
+    # attempts
+    max_attempts: int = setting(
+        3, "AIGEN_MAX_ATTEMPTS", "Attempts per backend for retryable errors (the taxonomy may set fewer)."
+    )
+    backoff_initial: float = setting(
+        1.0, "AIGEN_BACKOFF_INITIAL", "First retry delay in seconds, doubled per attempt."
+    )
+    backoff_max: float = setting(
+        30.0, "AIGEN_BACKOFF_MAX", "Longest retry delay (a longer Retry-After still wins)."
+    )
+    backoff_jitter: float = setting(
+        1.0, "AIGEN_BACKOFF_JITTER", "Random seconds (0..jitter) added to each delay."
+    )
+    request_timeout: float = setting(
+        120.0,
+        "AIGEN_REQUEST_TIMEOUT",
+        "Longest single AI attempt in seconds; the job's deadline bounds it further.",
+    )
+    backends: str = setting(
+        "external", "AIGEN_BACKENDS", "Comma-separated backends this worker runs: external, internal."
+    )
+    fallback_external_model: str = setting(
+        "",
+        "AIGEN_FALLBACK_EXTERNAL_MODEL",
+        "If set, internal jobs failing on the system side are tried once more on the external "
+        "backend with this model.",
+    )
+    fallback_internal_model: str = setting(
+        "",
+        "AIGEN_FALLBACK_INTERNAL_MODEL",
+        "If set, external jobs failing on the system side are tried once more on the internal "
+        "backend with this model.",
+    )
+    # operations
+    metrics_port: int = setting(
+        9464, "AIGEN_METRICS_PORT", "Port of /metrics and /healthz (0: any free port; -1: no server)."
+    )
+    metrics_host: str = setting("127.0.0.1", "AIGEN_METRICS_HOST", "Address the metrics server binds.")
+    log_level: str = setting(
+        "INFO", "AIGEN_LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR (prompts appear only at DEBUG)."
+    )
+
+    def secret(self) -> str:
+        if self.worker_secret:
+            return self.worker_secret
+        if self.worker_secret_file:
+            with open(self.worker_secret_file, encoding="utf-8") as handle:
+                return handle.read().strip()
+        return ""
+
+    def backend_names(self) -> list[str]:
+        return [name.strip() for name in self.backends.split(",") if name.strip()]
+
+    def fallback_models(self) -> dict[str, str]:
+        pairs = {"external": self.fallback_external_model, "internal": self.fallback_internal_model}
+        return {backend: model for backend, model in pairs.items() if model}
+
+
+# The backends' config classes: (module, class, env prefix, flag prefix)
+SECTIONS: dict[str, tuple[str, str, str]] = {
+    "openai": ("worker.backends.openai_backend", "OpenAIConfig", "AIGEN_OPENAI_"),
+    "kubernetes": ("worker.backends.kubernetes_backend", "KubernetesConfig", "AIGEN_K8S_"),
+    "alert": ("worker.alerting", "AlertConfig", "AIGEN_ALERT_"),
+}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Option:
+    section: str  # "worker" or a SECTIONS key
+    name: str  # dataclass field
+    env: str
+    flag: str
+    type: Any
+    default: Any
+    help: str
+    secret: bool
+
+
+def section_class(section: str) -> type | None:
+    module_name, class_name, _ = SECTIONS[section]
+    try:
+        return getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError):
+        return None
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return None
+
+
+def options_of(cls: type, section: str, env_prefix: str) -> list[Option]:
+    hints = typing.get_type_hints(cls)
+    result = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        env = f.metadata.get("env") or env_prefix + f.name.upper()
+        flag_prefix = "" if section == "worker" else section.replace("kubernetes", "k8s") + "-"
+        secret = bool(f.metadata.get("secret")) or any(
+            w in f.name for w in ("secret", "key", "token", "password")
+        )
+        result.append(
+            Option(
+                section=section,
+                name=f.name,
+                env=env,
+                flag="--" + flag_prefix + f.name.replace("_", "-"),
+                type=hints.get(f.name, str),
+                default=_default_of(f),
+                help=f.metadata.get("help") or f.metadata.get("doc") or "",
+                secret=secret,
+            )
+        )
+    return result
+
+
+def all_options() -> list[Option]:
+    options = options_of(WorkerConfig, "worker", "AIGEN_")
+    for section, (_module, _cls, prefix) in SECTIONS.items():
+        cls = section_class(section)
+        if cls is not None:
+            options += options_of(cls, section, prefix)
+    return options
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def convert(raw: str, kind: Any, name: str) -> Any:
+    """A string from the environment or a flag, as the field's type (Optional, tuples, dicts included)."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw.strip() == "" or raw.strip().lower() == "none":
+            return None
+        return convert(raw, args[0], name)
+    try:
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in _TRUE | _FALSE:
+                raise ValueError(f"expected true/false, got {raw!r}")
+            return lowered in _TRUE
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if origin in (tuple, list, frozenset, set) or kind in (tuple, list):
+            args = typing.get_args(kind)
+            item = args[0] if args else str
+            items = [convert(part.strip(), item, name) for part in raw.split(",") if part.strip()]
+            return (origin or kind)(items)
+        if origin in (dict, Mapping) or kind is dict:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("expected a JSON object")
+            return value
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
+    return raw
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) -> None:
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for opt in options:
+        group = groups.setdefault(opt.section, parser.add_argument_group(f"{opt.section} settings"))
+        shown = "(secret)" if opt.secret else repr(opt.default)
+        group.add_argument(
+            opt.flag,
+            dest=f"{opt.section}__{opt.name}",
+            default=None,
+            metavar=opt.name.upper(),
+            help=f"{opt.help} [env {opt.env}, default {shown}]",
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    worker: WorkerConfig
+    sections: dict[str, Any]  # section name -> its config object (absent when the module is not there)
+
+
+def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    environ = os.environ if environ is None else environ
+    values: dict[str, dict[str, Any]] = {}
+    for opt in all_options():
+        raw = getattr(args, f"{opt.section}__{opt.name}", None) if args is not None else None
+        if raw is None:
+            raw = environ.get(opt.env)
+        if raw is not None:
+            values.setdefault(opt.section, {})[opt.name] = convert(raw, opt.type, opt.env)
+    worker = WorkerConfig(**values.get("worker", {}))
+    if worker.max_in_flight < 1:
+        raise ConfigError("AIGEN_MAX_IN_FLIGHT must be at least 1")
+    sections = {}
+    for section in SECTIONS:
+        cls = section_class(section)
+        if cls is not None:
+            try:
+                sections[section] = cls(**values.get(section, {}))
+            except TypeError as exc:  # a required field without a value
+                raise ConfigError(f"{section} settings: {exc}") from exc
+    return Settings(worker, sections)
+
+
+def markdown_table() -> str:
+    lines = ["| Variable | Flag | Default | Meaning |", "|---|---|---|---|"]
+    for opt in all_options():
+        default = "(none)" if opt.default in ("", None) else f"`{opt.default}`"
+        if opt.secret and opt.default not in ("", None):
+            default = "(secret)"
+        if opt.name == "connection_name":
+            default = "`aigen-worker@<hostname>`"
+        lines.append(f"| `{opt.env}` | `{opt.flag}` | {default} | {opt.help} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,128 @@
+"""Outcomes Odoo could not take in time wait in a durable queue; a drainer delivers them later.
+
+Parking is how "never ack before Odoo has it" and "never block the queue on a dead Odoo" fit
+together: the computed callbacks (with their event ids) are published, with publisher confirms, to
+``ai.generation.outcomes.parked`` and only then the job is acked. The drainer replays exactly those
+bodies once Odoo answers; the AI call is never repeated and a repeat delivery is a harmless duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from worker import topology
+from worker.consumer import connection_parameters
+from worker.processing import Outcome
+from worker.reporting import Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
+
+log = logging.getLogger(__name__)
+
+
+def parked_payload(outcome: Outcome, reason: str) -> dict[str, Any]:
+    return {
+        "request_id": outcome.request_id,
+        "outcome": outcome.kind,
+        "backend": outcome.backend,
+        "error_type": outcome.error_type,
+        "callbacks": [cb.to_json() for cb in outcome.callbacks],
+        "parked_at": now_iso(),
+        "reason": reason[:500],
+    }
+
+
+def callbacks_of(payload: dict[str, Any]) -> list[Callback]:
+    return [Callback(item["path"], item["body"]) for item in payload["callbacks"]]
+
+
+class ParkedDrainer:
+    """A thread with its own connection: takes one parked outcome at a time and delivers it."""
+
+    def __init__(
+        self,
+        amqp_url: str,
+        reporter: OdooReporter,
+        *,
+        interval: float = 5.0,
+        max_interval: float = 60.0,
+        stop: threading.Event | None = None,
+        connection_name: str = "aigen-worker-drainer",
+    ):
+        self.amqp_url = amqp_url
+        self.reporter = reporter
+        self.interval = interval
+        self.max_interval = max_interval
+        self.stop_event = stop or threading.Event()
+        self.connection_name = connection_name
+        self.delivered = 0
+        self._thread = threading.Thread(target=self._run, name="parked-drainer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.stop_event.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        wait = self.interval
+        while not self.stop_event.is_set():
+            try:
+                wait = self._drain_once(wait)
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning("parked drainer lost the broker", extra={"error": f"{type(exc).__name__}: {exc}"})
+                wait = min(self.max_interval, wait * 2)
+            self.stop_event.wait(wait)
+
+    def _drain_once(self, wait: float) -> float:
+        """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""
+        params = connection_parameters(
+            self.amqp_url, heartbeat=30, client_properties={"connection_name": self.connection_name}
+        )
+        conn = pika.BlockingConnection(params)
+        try:
+            channel = conn.channel()
+            topology.declare(channel)
+            channel.confirm_delivery()
+            while not self.stop_event.is_set():
+                method, _properties, body = channel.basic_get(topology.PARKED_QUEUE, auto_ack=False)
+                if method is None:
+                    return self.interval
+                try:
+                    payload = json.loads(body)
+                    self.reporter.deliver(callbacks_of(payload), patience=0)
+                except OdooUnavailable as exc:
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                    log.info("odoo still unavailable; parked outcomes wait", extra={"error": str(exc)})
+                    return min(self.max_interval, max(self.interval, wait * 2))
+                except (CallbackRejected, ValueError, KeyError, TypeError) as exc:
+                    # cannot ever be delivered: keep it, with the reason, where people look
+                    headers = {topology.REJECT_REASON_HEADER: f"parked outcome refused: {exc}"[:1000]}
+                    channel.basic_publish(
+                        "",
+                        topology.DLQ,
+                        body,
+                        pika.BasicProperties(
+                            content_type="application/json",
+                            headers=headers,
+                            delivery_mode=pika.DeliveryMode.Persistent,
+                        ),
+                    )
+                    channel.basic_ack(method.delivery_tag)
+                    log.error("parked outcome refused by odoo; moved to the DLQ", extra={"error": str(exc)})
+                    continue
+                channel.basic_ack(method.delivery_tag)
+                self.delivered += 1
+                log.info(
+                    "parked outcome delivered",
+                    extra={"request_id": payload.get("request_id"), "outcome": payload.get("outcome")},
+                )
+            return self.interval
+        finally:
+            if conn.is_open:
+                conn.close()
