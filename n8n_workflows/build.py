@@ -1,0 +1,525 @@
+"""Render the n8n workflows of this folder from src/*.js and the repo's contracts.
+
+The Code nodes never hold a hand-kept copy of a contract: schemas/error_taxonomy.json and the job
+schemas are embedded here, as data, next to a small generic interpreter (src/taxonomy.js, the same
+semantics as worker/classification.py). tests/n8n/test_workflow_build.py fails when a committed
+workflow differs from what this script renders, so the embedded copies cannot drift.
+
+    python n8n_workflows/build.py          # rewrite the workflow files
+    python n8n_workflows/build.py --check  # exit 1 if a file is out of date
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SRC = HERE / "src"
+SCHEMAS = HERE.parent / "schemas"
+
+GENERATION_ID = "AigenGenerateJob"
+ERROR_ID = "AigenErrorReport"
+ALERTS_ID = "AigenAlertState0"
+
+JOBS_QUEUE = "ai.generation.jobs"
+DLQ = "ai.generation.jobs.dlq"
+EVENTS_QUEUE = "ai.generation.n8n.events"
+REJECT_REASON_HEADER = "x-aigen-reject-reason"
+
+# Credentials are referred to by name; the ids are those of credentials.template.json.
+CREDENTIALS = {
+    "rabbitmq": {"id": "AigenRabbitMQ000", "name": "RabbitMQ"},
+    "odoo": {"id": "AigenOdooSecret0", "name": "Odoo worker secret"},
+    "openai": {"id": "AigenOpenAIKey00", "name": "OpenAI key"},
+    "kubernetes": {"id": "AigenK8sToken000", "name": "Kubernetes token"},
+    "n8n": {"id": "AigenN8nApiKey00", "name": "n8n API"},
+}
+
+# (name, environment variable, default, type): read by the "Settings" node of each workflow.
+# The AIGEN_* names and defaults are the Python worker's (worker/config.py) where it has the setting.
+SETTINGS = [
+    ("odoo_url", "AIGEN_ODOO_URL", "http://127.0.0.1:8069", "string"),
+    ("openai_base_url", "AIGEN_OPENAI_BASE_URL", "https://api.openai.com/v1", "string"),
+    ("openai_max_tokens_param", "AIGEN_OPENAI_MAX_TOKENS_PARAM", "max_tokens", "string"),
+    ("openai_image_response_format", "AIGEN_OPENAI_IMAGE_RESPONSE_FORMAT", "", "string"),
+    ("request_timeout", "AIGEN_REQUEST_TIMEOUT", 120, "number"),
+    ("callback_timeout", "AIGEN_CALLBACK_TIMEOUT", 10, "number"),
+    ("max_attempts", "AIGEN_MAX_ATTEMPTS", 3, "number"),
+    ("backoff_initial", "AIGEN_BACKOFF_INITIAL", 1, "number"),
+    ("backoff_max", "AIGEN_BACKOFF_MAX", 30, "number"),
+    ("backoff_jitter", "AIGEN_BACKOFF_JITTER", 1, "number"),
+    ("alertmanager_url", "AIGEN_ALERTMANAGER_URL", "http://127.0.0.1:9093", "string"),
+    ("alert_rate_threshold", "AIGEN_ALERT_RATE_THRESHOLD", 5, "number"),
+    ("alert_window", "AIGEN_ALERT_WINDOW", 300, "number"),
+    ("alert_persistent_after", "AIGEN_ALERT_PERSISTENT_AFTER", 900, "number"),
+    ("alert_resend_interval", "AIGEN_ALERT_RESEND_INTERVAL", 60, "number"),
+    ("alert_resolve_after", "AIGEN_ALERT_RESOLVE_AFTER", 300, "number"),
+    ("n8n_api_url", "AIGEN_N8N_API_URL", "http://127.0.0.1:5678/api/v1", "string"),
+]
+
+
+def _js(name: str) -> str:
+    return (SRC / name).read_text(encoding="utf-8")
+
+
+def _json_literal(document) -> str:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True)
+
+
+def taxonomy_js() -> str:
+    """The interpreter with schemas/error_taxonomy.json embedded (what the parity test runs)."""
+    taxonomy = json.loads((SCHEMAS / "error_taxonomy.json").read_text(encoding="utf-8"))
+    return _js("taxonomy.js").replace("__TAXONOMY__", _json_literal(taxonomy))
+
+
+def job_schemas_js() -> str:
+    names = ("job_requested.v1.json", "params.json")
+    schemas = {n: json.loads((SCHEMAS / n).read_text(encoding="utf-8")) for n in names}
+    return _json_literal(schemas)
+
+
+def code(*parts: str) -> str:
+    return "\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+# --- node builders -----------------------------------------------------------------------------------
+
+
+class Flow:
+    def __init__(self):
+        self.nodes: list[dict] = []
+        self.connections: dict[str, dict] = {}
+
+    def add(self, name: str, type_: str, version, parameters: dict, **extra) -> str:
+        x = 240 * len(self.nodes)
+        node = {
+            "id": f"{len(self.nodes) + 1:08d}-0000-4000-8000-000000000000",
+            "name": name,
+            "type": type_,
+            "typeVersion": version,
+            "position": [x, 0],
+            "parameters": parameters,
+        }
+        node.update(extra)
+        self.nodes.append(node)
+        return name
+
+    def link(self, source: str, target: str, output: int = 0) -> None:
+        outputs = self.connections.setdefault(source, {}).setdefault("main", [])
+        while len(outputs) <= output:
+            outputs.append([])
+        outputs[output].append({"node": target, "type": "main", "index": 0})
+
+    def chain(self, *names: str) -> None:
+        for a, b in zip(names, names[1:], strict=False):
+            self.link(a, b)
+
+
+def settings_node(flow: Flow) -> str:
+    assignments = []
+    for i, (name, env, default, kind) in enumerate(SETTINGS):
+        if kind == "number":
+            value = f"={{{{ Number($env.{env} || {default}) }}}}"
+        else:
+            value = f"={{{{ $env.{env} || {json.dumps(default)} }}}}"
+        assignments.append({"id": f"setting-{i:02d}", "name": name, "value": value, "type": kind})
+    return flow.add(
+        "Settings",
+        "n8n-nodes-base.set",
+        3.4,
+        {"mode": "manual", "assignments": {"assignments": assignments}, "includeOtherFields": False, "options": {}},
+    )
+
+
+def code_node(flow: Flow, name: str, js: str, **extra) -> str:
+    return flow.add(name, "n8n-nodes-base.code", 2, {"mode": "runOnceForAllItems", "jsCode": js}, **extra)
+
+
+def if_node(flow: Flow, name: str, expression: str) -> str:
+    condition = {
+        "id": f"cond-{name.lower().replace(' ', '-')}",
+        "leftValue": expression,
+        "rightValue": "",
+        "operator": {"type": "boolean", "operation": "true", "singleValue": True},
+    }
+    parameters = {
+        "conditions": {
+            "options": {"caseSensitive": True, "leftValue": "", "typeValidation": "loose"},
+            "conditions": [condition],
+            "combinator": "and",
+        },
+        "looseTypeValidation": True,
+        "options": {},
+    }
+    return flow.add(name, "n8n-nodes-base.if", 2, parameters)
+
+
+def switch_node(flow: Flow, name: str, expression: str, values: list[str]) -> str:
+    rules = []
+    for value in values:
+        rules.append(
+            {
+                "conditions": {
+                    "options": {"caseSensitive": True, "leftValue": "", "typeValidation": "strict"},
+                    "conditions": [
+                        {
+                            "id": f"rule-{value}",
+                            "leftValue": expression,
+                            "rightValue": value,
+                            "operator": {"type": "string", "operation": "equals"},
+                        }
+                    ],
+                    "combinator": "and",
+                },
+                "renameOutput": True,
+                "outputKey": value,
+            }
+        )
+    return flow.add(name, "n8n-nodes-base.switch", 3.2, {"rules": {"values": rules}, "options": {}})
+
+
+def http_node(
+    flow: Flow,
+    name: str,
+    *,
+    url: str,
+    method: str = "POST",
+    body: str | None = None,
+    credential: str | None = None,
+    timeout: str = "={{ $('Settings').first().json.callback_timeout * 1000 }}",
+    full_response: bool = False,
+    on_error: str | None = None,
+    retries: int = 0,
+) -> str:
+    parameters: dict = {"method": method, "url": url}
+    if credential == "odoo" or credential == "kubernetes":
+        parameters.update(authentication="genericCredentialType", genericAuthType="httpBearerAuth")
+    elif credential == "openai":
+        parameters.update(authentication="predefinedCredentialType", nodeCredentialType="openAiApi")
+    elif credential == "n8n":
+        parameters.update(authentication="predefinedCredentialType", nodeCredentialType="n8nApi")
+    if body is not None:
+        parameters.update(sendBody=True, contentType="json", specifyBody="json", jsonBody=body)
+    options: dict = {"timeout": timeout}
+    if full_response:
+        options["response"] = {"response": {"fullResponse": True, "neverError": True, "responseFormat": "json"}}
+    parameters["options"] = options
+    extra: dict = {}
+    if credential:
+        cred_type = {"odoo": "httpBearerAuth", "kubernetes": "httpBearerAuth", "openai": "openAiApi", "n8n": "n8nApi"}
+        extra["credentials"] = {cred_type[credential]: dict(CREDENTIALS[credential])}
+    if on_error:
+        extra["onError"] = on_error
+    if retries:
+        extra.update(retryOnFail=True, maxTries=retries, waitBetweenTries=1000)
+    return flow.add(name, "n8n-nodes-base.httpRequest", 4.2, parameters, **extra)
+
+
+def rabbit_send(flow: Flow, name: str, queue: str, message: str, headers: list[tuple[str, str]] = (), **opts) -> str:
+    options: dict = {"durable": True, **opts}
+    if headers:
+        options["headers"] = {"header": [{"key": k, "value": v} for k, v in headers]}
+    return flow.add(
+        name,
+        "n8n-nodes-base.rabbitmq",
+        1.1,
+        {"operation": "sendMessage", "queue": queue, "sendInputData": False, "message": message, "options": options},
+        credentials={"rabbitmq": dict(CREDENTIALS["rabbitmq"])},
+    )
+
+
+def odoo_url(path: str) -> str:
+    return f"={{{{ $('Settings').first().json.odoo_url.replace(/\\/+$/, '') }}}}{path}"
+
+
+# --- the workflows -----------------------------------------------------------------------------------
+
+
+def generation_workflow() -> dict:
+    f = Flow()
+    common = _js("common.js")
+    tax = taxonomy_js()
+    trigger = f.add(
+        "Job queue",
+        "n8n-nodes-base.rabbitmqTrigger",
+        1,
+        {
+            "queue": JOBS_QUEUE,
+            "options": {
+                # the quorum queue, its DLQ and the binding are declared by Odoo / the worker / setup:
+                # n8n would pass its own option object as queue arguments (PRECONDITION_FAILED)
+                "assertQueue": False,
+                "acknowledge": "executionFinishes",
+                "parallelMessages": 16,
+                "jsonParseBody": False,
+                "onlyContent": False,
+            },
+        },
+        credentials={"rabbitmq": dict(CREDENTIALS["rabbitmq"])},
+    )
+    settings = settings_node(f)
+    read_job = code_node(
+        f, "Read job", code(common, _js("read_job.js").replace("__JOB_SCHEMAS__", job_schemas_js()))
+    )
+    valid = if_node(f, "Job valid?", "={{ $json.valid }}")
+    dead_letter = rabbit_send(
+        f,
+        "Dead-letter",
+        DLQ,
+        "={{ $json.raw }}",
+        headers=[(REJECT_REASON_HEADER, "={{ $json.reason }}")],
+        assertQueue=False,
+    )
+    attempt = code_node(f, "Attempt", code(common, _js("attempt.js")))
+    route = switch_node(f, "Route", "={{ $json.route }}", ["run", "expired"])
+    progress = http_node(
+        f,
+        "Progress callback",
+        url=odoo_url("/ai/generation/progress"),
+        body="={{ JSON.stringify($json.progress) }}",
+        credential="odoo",
+        full_response=True,
+        on_error="continueRegularOutput",
+    )
+    still = code_node(f, "Still wanted?", code(common, _js("still_wanted.js")))
+    backend = switch_node(f, "Backend", "={{ $json.job.backend }}", ["external", "internal"])
+    provider = http_node(
+        f,
+        "Call provider",
+        url="={{ $json.call.url }}",
+        body="={{ JSON.stringify($json.call.body) }}",
+        credential="openai",
+        timeout="={{ $json.call.timeout_ms }}",
+        full_response=True,
+        on_error="continueErrorOutput",
+    )
+    internal = code_node(
+        f,
+        "Internal backend",
+        code(
+            "// The internal (Kubernetes Job) backend is not part of these workflows yet: a system failure,",
+            "// so the user is not charged and is told to retry (the Python worker runs internal jobs).",
+            "const ctx = $input.first().json;",
+            "return [{ json: { ...ctx, ok: false, signal: { kind: 'other', message: 'backend \\'internal\\' "
+            "is not enabled on this n8n consumer' } } }];",
+        ),
+    )
+    answer = code_node(f, "Read answer", code(common, _js("read_answer.js")))
+    ok = if_node(f, "Succeeded?", "={{ $json.ok }}")
+    result = http_node(
+        f,
+        "Result callback",
+        url=odoo_url("/ai/generation/result"),
+        body="={{ JSON.stringify($json.result) }}",
+        credential="odoo",
+        retries=3,
+    )
+    classify = code_node(f, "Classify", code(tax, _js("classify.js")))
+    decide = code_node(f, "Decide", code(common, tax, _js("decide.js")))
+    retry = if_node(f, "Retry?", "={{ $json.retry }}")
+    wait = f.add(
+        "Wait before retry",
+        "n8n-nodes-base.wait",
+        1.1,
+        {"amount": "={{ $json.delay_s }}", "unit": "seconds"},
+        webhookId="00000000-0000-4000-8000-00000000a11a",
+    )
+    failure = http_node(
+        f,
+        "Failure callback",
+        url=odoo_url("/ai/generation/failure"),
+        body="={{ JSON.stringify($json.failure) }}",
+        credential="odoo",
+        retries=3,
+    )
+    notify = http_node(
+        f,
+        "Notify callback",
+        url=odoo_url("/notify/generation-error"),
+        body="={{ JSON.stringify($('Decide').first().json.notify) }}",
+        credential="odoo",
+        retries=3,
+    )
+    event = rabbit_send(
+        f, "Failure event", EVENTS_QUEUE, "={{ JSON.stringify($('Decide').first().json.event) }}", assertQueue=True
+    )
+
+    f.chain(trigger, settings, read_job, valid)
+    f.link(valid, attempt, 0)
+    f.link(valid, dead_letter, 1)
+    f.link(attempt, route)
+    f.link(route, progress, 0)
+    f.link(route, classify, 1)
+    f.chain(progress, still, backend)
+    f.link(backend, provider, 0)
+    f.link(backend, internal, 1)
+    f.link(provider, answer, 0)
+    f.link(provider, answer, 1)  # transport errors (refused, timeout) take the error output
+    f.link(internal, ok)
+    f.link(answer, ok)
+    f.link(ok, result, 0)
+    f.link(ok, classify, 1)
+    f.chain(classify, decide, retry)
+    f.link(retry, wait, 0)
+    f.link(wait, attempt)
+    f.link(retry, failure, 1)
+    f.chain(failure, notify, event)
+    return {
+        "id": GENERATION_ID,
+        "name": "AI generation: run jobs (n8n consumer)",
+        "nodes": f.nodes,
+        "connections": f.connections,
+        "settings": {
+            "executionOrder": "v1",
+            "errorWorkflow": ERROR_ID,
+            # failed executions are kept: the error workflow reads them to find the request
+            "saveDataErrorExecution": "all",
+            "saveDataSuccessExecution": "none",
+            "saveManualExecutions": False,
+        },
+        "active": False,
+        "pinData": {},
+        "tags": [],
+    }
+
+
+def error_workflow() -> dict:
+    f = Flow()
+    common = _js("common.js")
+    trigger = f.add("Error Trigger", "n8n-nodes-base.errorTrigger", 1, {})
+    settings = settings_node(f)
+    fetch = http_node(
+        f,
+        "Fetch failed execution",
+        method="GET",
+        url="={{ $('Settings').first().json.n8n_api_url.replace(/\\/+$/, '') }}/executions/"
+        "{{ $('Error Trigger').first().json.execution.id }}?includeData=true",
+        credential="n8n",
+        on_error="continueRegularOutput",
+    )
+    report = code_node(f, "Build report", code(common, taxonomy_js(), _js("error_report.js")))
+    has_request = if_node(f, "Request known?", "={{ !!$json.failure }}")
+    failure = http_node(
+        f,
+        "Failure callback",
+        url=odoo_url("/ai/generation/failure"),
+        body="={{ JSON.stringify($json.failure) }}",
+        credential="odoo",
+        retries=3,
+    )
+    notify = http_node(
+        f,
+        "Notify callback",
+        url=odoo_url("/notify/generation-error"),
+        body="={{ JSON.stringify($('Build report').first().json.notify) }}",
+        credential="odoo",
+        retries=3,
+    )
+    alert = http_node(
+        f,
+        "Alert",
+        url="={{ $('Settings').first().json.alertmanager_url.replace(/\\/+$/, '') }}/api/v2/alerts",
+        body="={{ JSON.stringify($('Build report').first().json.alert) }}",
+        retries=3,
+    )
+    f.chain(trigger, settings, fetch, report)
+    f.link(report, has_request)
+    f.link(report, alert)
+    f.link(has_request, failure, 0)
+    f.link(failure, notify)
+    return {
+        "id": ERROR_ID,
+        "name": "AI generation: report unhandled errors",
+        "nodes": f.nodes,
+        "connections": f.connections,
+        "settings": {"executionOrder": "v1", "saveDataSuccessExecution": "all"},
+        "active": False,
+        "pinData": {},
+        "tags": [],
+    }
+
+
+def alerts_workflow() -> dict:
+    f = Flow()
+    common = _js("common.js")
+    events = f.add(
+        "Failure events",
+        "n8n-nodes-base.rabbitmqTrigger",
+        1,
+        {
+            "queue": EVENTS_QUEUE,
+            "options": {
+                "assertQueue": True,
+                "durable": True,
+                "acknowledge": "executionFinishes",
+                "parallelMessages": 1,  # one at a time: the counts live in static data
+                "jsonParseBody": True,
+                "onlyContent": True,
+            },
+        },
+        credentials={"rabbitmq": dict(CREDENTIALS["rabbitmq"])},
+    )
+    ticker = f.add(
+        "Every 10 seconds",
+        "n8n-nodes-base.scheduleTrigger",
+        1.2,
+        {"rule": {"interval": [{"field": "seconds", "secondsInterval": 10}]}},
+    )
+    tick = rabbit_send(f, "Queue a tick", EVENTS_QUEUE, '={{ JSON.stringify({ event: "tick" }) }}', assertQueue=True)
+    settings = settings_node(f)
+    state = code_node(
+        f,
+        "Update alert state",
+        code(common, _js("alert_state.js")),
+    )
+    post = http_node(
+        f,
+        "Post to Alertmanager",
+        url="={{ $('Settings').first().json.alertmanager_url.replace(/\\/+$/, '') }}/api/v2/alerts",
+        body="={{ JSON.stringify($json.alerts) }}",
+        retries=3,
+    )
+    f.link(ticker, tick)
+    f.chain(events, settings, state, post)
+    return {
+        "id": ALERTS_ID,
+        "name": "AI generation: alert on persistent and frequent errors",
+        "nodes": f.nodes,
+        "connections": f.connections,
+        "settings": {"executionOrder": "v1", "saveDataSuccessExecution": "none"},
+        "active": False,
+        "pinData": {},
+        "tags": [],
+    }
+
+
+WORKFLOWS = {
+    "generation.json": generation_workflow,
+    "error_handler.json": error_workflow,
+    "alerts.json": alerts_workflow,
+}
+
+
+def render() -> dict[str, str]:
+    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in WORKFLOWS.items()}
+
+
+def main(argv: list[str]) -> int:
+    stale = []
+    for name, text in render().items():
+        path = HERE / name
+        if "--check" in argv:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+        else:
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(f"out of date (run python n8n_workflows/build.py): {', '.join(stale)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
