@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, section in settings.sections.items():
                 print(f"{name}: {section!r}")
             return 0
+        if not settings.worker.secret():
+            raise ConfigError("AIGEN_WORKER_SECRET (or AIGEN_WORKER_SECRET_FILE) is required")
         from worker.app import from_settings
 
         worker = from_settings(settings)

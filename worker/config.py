@@ -3,7 +3,7 @@
 Precedence: command-line flag > environment variable > default. The backends' own settings
 (OpenAIConfig, KubernetesConfig, AlertConfig, owned by their modules) are read the same way, field by
 field, under the prefixes AIGEN_OPENAI_, AIGEN_K8S_ and AIGEN_ALERT_; ``python -m worker.config``
-prints the whole table as Markdown (docs/worker.md is that output).
+prints the whole table as Markdown and ``python -m worker.config --write docs/worker.md`` refreshes it.
 """
 
 from __future__ import annotations
@@ -147,6 +147,46 @@ SECTIONS: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Meanings of the backends' fields (their dataclasses carry no help text of their own)
+SECTION_HELP: dict[str, dict[str, str]] = {
+    "openai": {
+        "base_url": "OpenAI-compatible API base URL (e.g. a local gateway or another provider).",
+        "api_key": "API key sent as Bearer token.",
+        "timeout": "Ceiling of one request in seconds (the job's remaining time lowers it).",
+        "connect_timeout": "Seconds to establish the connection.",
+        "organization": "OpenAI organization header, if any.",
+        "max_tokens_param": "Name of the max-tokens parameter (max_tokens or max_completion_tokens).",
+        "image_response_format": "Images: 'url' or 'b64_json' to ask for; empty sends nothing.",
+    },
+    "kubernetes": {
+        "namespace": "Namespace the generation Jobs run in.",
+        "image": "Container image of the model.",
+        "command": "Container command (JSON list or comma-separated); empty uses the image's entrypoint.",
+        "host": "API server URL (with token); empty: in-cluster service account, else kubeconfig.",
+        "token": "Bearer token for the API server.",
+        "verify_ssl": "Verify the API server's TLS certificate.",
+        "ca_cert": "CA bundle file for the API server.",
+        "kubeconfig": "Kubeconfig file (when neither host nor in-cluster config applies).",
+        "request_timeout": "Seconds per Kubernetes API call.",
+        "connection_pool_maxsize": "HTTP connections kept to the API server.",
+        "job_name_prefix": "Prefix of the Job names.",
+        "container_name": "Name of the model container.",
+        "service_account": "Service account of the Job's pod.",
+        "resources": 'Container resources as JSON, e.g. {"limits": {"memory": "2Gi"}}.',
+        "node_selector": "Pod nodeSelector as a JSON object.",
+        "extra_env": "Extra environment for the container as a JSON object.",
+        "active_deadline_seconds": "Ceiling of activeDeadlineSeconds (the job's remaining time lowers it).",
+        "ttl_seconds_after_finished": "ttlSecondsAfterFinished: clean-up if the worker dies before deleting.",
+        "backoff_limit": "Job backoffLimit (0: the worker owns retries).",
+        "user_input_exit_code": "Exit code by which the model says 'bad input' (podFailurePolicy FailJob).",
+        "poll_interval": "Seconds between looks at the Job and its pod.",
+        "pending_grace_seconds": "How long a pod may sit in ImagePullBackOff / Unschedulable before failing.",
+        "api_error_tolerance": "Consecutive failed polls tolerated before giving up.",
+        "log_tail_lines": "Lines of the pod log read for the result and for failure details.",
+    },
+}
+
+
 class ConfigError(ValueError):
     pass
 
@@ -187,9 +227,8 @@ def options_of(cls: type, section: str, env_prefix: str) -> list[Option]:
             continue
         env = f.metadata.get("env") or env_prefix + f.name.upper()
         flag_prefix = "" if section == "worker" else section.replace("kubernetes", "k8s") + "-"
-        secret = bool(f.metadata.get("secret")) or any(
-            w in f.name for w in ("secret", "key", "token", "password")
-        )
+        # the backends mark secrets with repr=False (api_key, token)
+        secret = bool(f.metadata.get("secret")) or (section != "worker" and not f.repr)
         result.append(
             Option(
                 section=section,
@@ -198,7 +237,9 @@ def options_of(cls: type, section: str, env_prefix: str) -> list[Option]:
                 flag="--" + flag_prefix + f.name.replace("_", "-"),
                 type=hints.get(f.name, str),
                 default=_default_of(f),
-                help=f.metadata.get("help") or f.metadata.get("doc") or "",
+                help=f.metadata.get("help")
+                or f.metadata.get("doc")
+                or SECTION_HELP.get(section, {}).get(f.name, ""),
                 secret=secret,
             )
         )
@@ -239,8 +280,11 @@ def convert(raw: str, kind: Any, name: str) -> Any:
         if origin in (tuple, list, frozenset, set) or kind in (tuple, list):
             args = typing.get_args(kind)
             item = args[0] if args else str
-            items = [convert(part.strip(), item, name) for part in raw.split(",") if part.strip()]
-            return (origin or kind)(items)
+            if raw.strip().startswith("["):  # JSON list: items may contain commas
+                parts = [str(p) for p in json.loads(raw)]
+            else:
+                parts = [part.strip() for part in raw.split(",") if part.strip()]
+            return (origin or kind)(convert(part, item, name) for part in parts)
         if origin in (dict, Mapping) or kind is dict:
             value = json.loads(raw)
             if not isinstance(value, dict):
@@ -261,7 +305,7 @@ def add_arguments(parser: argparse.ArgumentParser, options: Sequence[Option]) ->
             dest=f"{opt.section}__{opt.name}",
             default=None,
             metavar=opt.name.upper(),
-            help=f"{opt.help} [env {opt.env}, default {shown}]",
+            help=f"{opt.help} [env {opt.env}, default {shown}]".replace("%", "%%"),
         )
 
 
@@ -306,5 +350,21 @@ def markdown_table() -> str:
     return "\n".join(lines)
 
 
+def rewrite_doc(path: str) -> None:
+    """Replace the table between the settings markers of ``path`` (docs/worker.md)."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    begin, end = "<!-- settings:begin -->\n", "<!-- settings:end -->"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(f"{head}{begin}{markdown_table()}\n{end}{tail}")
+
+
 if __name__ == "__main__":
-    print(markdown_table())
+    import sys
+
+    if sys.argv[1:2] == ["--write"]:
+        rewrite_doc(sys.argv[2])
+    else:
+        print(markdown_table())
