@@ -18,6 +18,11 @@ SCHEMA_FILES = (
     "callback_notify.json",
     "callback_response.json",
     "error_response.json",
+    "api_generation_create.json",
+    "api_generation_accepted.json",
+    "api_generation.json",
+    "api_generation_list.json",
+    "api_credits.json",
 )
 
 

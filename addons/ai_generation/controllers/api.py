@@ -66,7 +66,8 @@ class GenerationApi(http.Controller):
             )
         if (httprequest.content_length or 0) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-        raw = httprequest.get_data(cache=False)
+        # cached: Odoo replays the whole request after a serialization failure
+        raw = httprequest.get_data()
         if len(raw) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         key = httprequest.headers.get("Idempotency-Key")
@@ -75,7 +76,10 @@ class GenerationApi(http.Controller):
                 "Invalid Idempotency-Key header.",
                 {"Idempotency-Key": "1 to 255 printable ASCII characters without spaces."},
             )
-        body = validation.parse_json_object(raw) if raw else {}
+        try:
+            body = validation.parse_json_object(raw)
+        except validation.InvalidRequest as exc:
+            raise ValidationFailed(str(exc), exc.fields) from None
         limits = validation.Limits(
             max_prompt_chars=get_setting(request.env, "ai_generation.max_prompt_chars"),
             max_params_bytes=get_setting(request.env, "ai_generation.max_params_bytes"),

@@ -21,7 +21,15 @@ from ..pure.errors import ApiError, Unauthorized, ValidationFailed
 _logger = logging.getLogger(__name__)
 
 WORKER_GROUP = "ai_generation.group_ai_generation_worker"
-ROUTE_OPTIONS = {"type": "http", "auth": "none", "methods": ["POST"], "csrf": False, "save_session": False}
+# auth='none' routes are read-only by default in 18.0: callbacks write
+ROUTE_OPTIONS = {
+    "type": "http",
+    "auth": "none",
+    "methods": ["POST"],
+    "csrf": False,
+    "save_session": False,
+    "readonly": False,
+}
 BEARER_RE = re.compile(r"^bearer\s+(.+)$", re.IGNORECASE)
 SCHEMAS = {
     "failure": "callback_failure.json",
@@ -49,7 +57,7 @@ def _authenticated_worker(env, httprequest):
 
 def _payload(httprequest, kind):
     try:
-        payload = json.loads(httprequest.get_data(cache=False) or b"")
+        payload = json.loads(httprequest.get_data() or b"")
     except (ValueError, UnicodeDecodeError):
         raise ValidationFailed("The body must be a JSON object.", {"body": "Invalid JSON."}) from None
     errors = {}

@@ -82,6 +82,7 @@ class AiCreditLedgerLine(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
+        self.browse().check_access("create")
         if not self.env.context.get("ai_generation_ledger_post"):
             raise UserError(_("Ledger lines are written by the credit account only."))
         return super().create(vals_list)

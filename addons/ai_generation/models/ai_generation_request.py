@@ -3,7 +3,7 @@
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
@@ -71,10 +71,10 @@ class AiGenerationRequest(models.Model):
     prompt = fields.Text(required=True, readonly=True)
     params = fields.Json(readonly=True)
     state = fields.Selection(STATE_SELECTION, required=True, default=states.QUEUED, readonly=True, index=True)
-    attempt = fields.Integer(readonly=True, help="Worker attempt last reported.")
+    attempt = fields.Integer(readonly=True, default=0, help="Worker attempt last reported.")
     deadline = fields.Datetime(required=True, readonly=True, index=True)
-    price = fields.Integer("Credits reserved", readonly=True)
-    credits_charged = fields.Integer(readonly=True)
+    price = fields.Integer("Credits reserved", readonly=True, default=0)
+    credits_charged = fields.Integer(readonly=True, default=0)
     is_warning = fields.Boolean("Free warning", readonly=True)
     error_type = fields.Selection(error_type_selection, readonly=True, index=True)
     error_side = fields.Selection([("system", "System"), ("user", "User input")], readonly=True, index=True)
@@ -95,7 +95,7 @@ class AiGenerationRequest(models.Model):
         index=True,
     )
     dispatched_at = fields.Datetime(readonly=True)
-    dispatch_attempts = fields.Integer(readonly=True)
+    dispatch_attempts = fields.Integer(readonly=True, default=0)
     dispatch_error = fields.Char(readonly=True)
     started_at = fields.Datetime(readonly=True)
     finished_at = fields.Datetime(readonly=True, index=True)
@@ -187,6 +187,7 @@ class AiGenerationRequest(models.Model):
         if limit <= 0:
             return
         since = fields.Datetime.now() - timedelta(seconds=60)
+        self.env.flush_all()
         self.env.cr.execute(
             "SELECT count(*), min(create_date) FROM ai_generation_request"
             " WHERE user_id = %s AND create_date > %s",
@@ -324,7 +325,7 @@ class AiGenerationRequest(models.Model):
             self.env.cr.execute(
                 """UPDATE ai_generation_request
                       SET dispatch_state = 'sent', dispatched_at = %s, dispatch_error = NULL,
-                          dispatch_attempts = dispatch_attempts + 1,
+                          dispatch_attempts = COALESCE(dispatch_attempts, 0) + 1,
                           state = CASE WHEN state = 'queued' THEN 'dispatched' ELSE state END
                     WHERE id IN %s""",
                 (now, tuple(done.ids)),
@@ -334,7 +335,7 @@ class AiGenerationRequest(models.Model):
             _logger.warning("%d request(s) left in the outbox: %s", len(failed), error)
             self.env.cr.execute(
                 "UPDATE ai_generation_request"
-                " SET dispatch_attempts = dispatch_attempts + 1, dispatch_error = %s"
+                " SET dispatch_attempts = COALESCE(dispatch_attempts, 0) + 1, dispatch_error = %s"
                 " WHERE id IN %s",
                 (error, tuple(failed.ids)),
             )
@@ -355,7 +356,8 @@ class AiGenerationRequest(models.Model):
             """SELECT id FROM ai_generation_request
                 WHERE dispatch_state = 'pending' AND state = 'queued' AND create_date <= %s
                 ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
-            (fields.Datetime.now() - timedelta(seconds=grace), limit),
+            # full precision: fields.Datetime.now() drops the microseconds create_date keeps
+            (datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace), limit),
         )
         ids = [row[0] for row in self.env.cr.fetchall()]
         return self.browse(ids)._publish_and_mark()
@@ -363,6 +365,7 @@ class AiGenerationRequest(models.Model):
     # ------------------------------------------------------------------ worker callbacks
     @api.model
     def _lock_by_uuid(self, request_uuid):
+        self.env.flush_all()
         self.env.cr.execute(
             "SELECT id FROM ai_generation_request WHERE uuid = %s FOR UPDATE", (request_uuid,)
         )
@@ -583,6 +586,7 @@ class AiGenerationRequest(models.Model):
     @api.model
     def _cron_fail_expired(self, limit=200):
         """Deadline reaper: no terminal callback in time is a system failure; the user pays nothing."""
+        self.env.flush_all()
         self.env.cr.execute(
             """SELECT id FROM ai_generation_request
                 WHERE state IN ('queued', 'dispatched', 'running') AND deadline < %s

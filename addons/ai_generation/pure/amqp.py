@@ -11,6 +11,14 @@ import pika
 from pika.exceptions import AMQPError
 
 _logger = logging.getLogger(__name__)
+# pika logs every refused connection at ERROR from several modules; the outage is reported once, as a
+# WARNING, by the caller (the request stays in the outbox), so pika's own connection noise is muted.
+for _name in (
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.utils.connection_workflow",
+    "pika.adapters.blocking_connection",
+):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 EXCHANGE = "ai.generation"
 EXCHANGE_TYPE = "direct"

@@ -1,0 +1,38 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import json
+
+from odoo.tests import HttpCase
+
+from .common import AiGenerationMixin
+
+
+class AiGenerationHttpCase(AiGenerationMixin, HttpCase):
+    """HTTP tests: real requests to the test server, answers checked against the repo's schemas."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._setup_ai_generation()
+        cls.secret = "test-worker-secret-0123456789"
+        Keys = cls.env["res.users.apikeys"]
+        cls.alice_key = Keys.with_user(cls.alice).sudo()._generate(None, "pwa", None)
+        cls.bob_key = Keys.with_user(cls.bob).sudo()._generate(None, "pwa", None)
+
+    def call(self, method, path, body=None, token=None, headers=None, raw=None):
+        """(status, decoded JSON) of a real HTTP call; every JSON error is checked against the schema."""
+        all_headers = {"Content-Type": "application/json"}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        all_headers.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = self.opener.request(
+            method, self.base_url() + path, data=data, headers=all_headers, timeout=30
+        )
+        self.assertTrue(
+            response.headers.get("Content-Type", "").startswith("application/json"), response.text[:300]
+        )
+        decoded = response.json()
+        if response.status_code >= 400:
+            self.assertValid("error_response.json", decoded)
+        self.last_response = response
+        return response.status_code, decoded

@@ -1,0 +1,138 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The public API over real HTTP: status codes, bodies per schemas/api_*.json, own data only."""
+
+from odoo.tests import tagged
+
+from .common import TEXT_MODEL, TEXT_PRICE
+from .http_common import AiGenerationHttpCase
+
+BODY = {
+    "backend": "external",
+    "model": TEXT_MODEL,
+    "task": "text",
+    "prompt": "a haiku",
+    "params": {"max_tokens": 50},
+}
+
+
+@tagged("at_install", "-post_install", "ai_generation")
+class TestHttpApi(AiGenerationHttpCase):
+    def setUp(self):
+        super().setUp()
+        self.grant(self.alice, 10)
+
+    def create(self, body=BODY, token=None, **kwargs):
+        return self.call("POST", "/api/v1/generations", body, token=token or self.alice_key, **kwargs)
+
+    def test_create_read_list_and_credits(self):
+        status, accepted = self.create()
+        self.assertEqual(status, 202)
+        self.assertValid("api_generation_accepted.json", accepted)
+        self.assertEqual((accepted["status"], accepted["credits_reserved"]), ("queued", TEXT_PRICE))
+        self.assertEqual(self.last_response.headers["Location"], accepted["status_url"])
+        status, one = self.call("GET", accepted["status_url"], token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertValid("api_generation.json", one)
+        self.assertEqual(
+            (one["request_id"], one["prompt"], one["params"]),
+            (accepted["request_id"], "a haiku", {"max_tokens": 50}),
+        )
+        status, listing = self.call("GET", "/api/v1/generations?limit=5", token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertValid("api_generation_list.json", listing)
+        self.assertEqual([i["request_id"] for i in listing["items"]], [accepted["request_id"]])
+        status, credits = self.call("GET", "/api/v1/credits", token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertValid("api_credits.json", credits)
+        self.assertEqual(
+            (credits["balance"], credits["held"], credits["available"]), (10, TEXT_PRICE, 10 - TEXT_PRICE)
+        )
+        self.assertEqual(credits["recent_lines"][0]["kind"], "hold")
+        self.assertLedgerInvariant()
+
+    def test_a_user_sees_only_their_own_requests(self):
+        _status, accepted = self.create()
+        status, error = self.call("GET", accepted["status_url"], token=self.bob_key)
+        self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+        status, listing = self.call("GET", "/api/v1/generations", token=self.bob_key)
+        self.assertEqual(listing["items"], [])
+        self.assertEqual(self.call("GET", "/api/v1/generations/not-a-uuid", token=self.alice_key)[0], 404)
+
+    def test_unauthenticated_and_bad_keys_get_json_401(self):
+        for token in (None, "not-a-key"):
+            status, error = self.call("POST", "/api/v1/generations", BODY, token=token)
+            self.assertEqual((status, error["error"]["code"]), (401, "unauthorized"))
+            self.assertEqual(self.call("GET", "/api/v1/credits", token=token)[0], 401)
+        self.assertEqual(self.env["ai.generation.request"].sudo().search_count([]), 0)
+
+    def test_session_works_too(self):
+        self.authenticate("ai_alice", "ai_alice")
+        status, accepted = self.call("POST", "/api/v1/generations", BODY)
+        self.assertEqual(status, 202)
+        self.assertEqual(self.call("GET", accepted["status_url"])[0], 200)
+
+    def test_field_errors(self):
+        status, error = self.create(
+            {
+                "backend": "cloud",
+                "model": "",
+                "prompt": " ",
+                "params": {"size": "3x3", "colour": 1},
+                "extra": 1,
+            }
+        )
+        self.assertEqual((status, error["error"]["code"]), (400, "validation_error"))
+        self.assertEqual(
+            sorted(error["error"]["fields"]),
+            ["backend", "extra", "model", "params.colour", "params.size", "prompt"],
+        )
+        status, error = self.create(dict(BODY, model="not-offered"))
+        self.assertEqual((status, sorted(error["error"]["fields"])), (400, ["model"]))
+        status, error = self.create(raw="{not json")
+        self.assertEqual((status, sorted(error["error"]["fields"])), (400, ["body"]))
+        status, error = self.create(headers={"Content-Type": "text/plain"})
+        self.assertEqual((status, error["error"]["code"]), (415, "unsupported_media_type"))
+        self.assertEqual(self.env["ai.generation.request"].sudo().search_count([]), 0)
+        self.assertBalance(self.alice, 10, 0)
+
+    def test_oversized_prompt_or_params(self):
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_prompt_chars", "100")
+        status, error = self.create(dict(BODY, prompt="x" * 101))
+        self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
+        status, error = self.create(dict(BODY, params={"system": "y" * 20000}))
+        self.assertEqual(status, 413)
+        self.assertEqual(self.env["ai.generation.request"].sudo().search_count([]), 0)
+
+    def test_insufficient_credits(self):
+        self.create()
+        self.create()
+        self.create()
+        status, error = self.create()
+        self.assertEqual((status, error["error"]["code"]), (402, "insufficient_credits"))
+        self.assertBalance(self.alice, 10, 3 * TEXT_PRICE)
+        self.assertLedgerInvariant()
+
+    def test_rate_limit(self):
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.rate_limit_per_minute", "2")
+        self.grant(self.alice, 100)
+        self.assertEqual(self.create()[0], 202)
+        self.assertEqual(self.create()[0], 202)
+        status, error = self.create()
+        self.assertEqual((status, error["error"]["code"]), (429, "rate_limited"))
+        self.assertGreaterEqual(int(self.last_response.headers["Retry-After"]), 1)
+        self.assertEqual(self.create(token=self.bob_key)[0], 402)  # bob has his own budget (and no credits)
+
+    def test_idempotency_key(self):
+        key = {"Idempotency-Key": "order-42"}
+        first = self.create(headers=key)
+        again = self.create(headers=key)
+        self.assertEqual(first, again)
+        self.assertEqual(self.last_response.headers.get("Idempotent-Replayed"), "true")
+        self.assertEqual(self.env["ai.generation.request"].sudo().search_count([]), 1)
+        self.assertBalance(self.alice, 10, TEXT_PRICE)
+        status, error = self.create(dict(BODY, prompt="another"), headers=key)
+        self.assertEqual((status, error["error"]["code"]), (422, "idempotency_key_reused"))
+        # keys are per user
+        self.grant(self.bob, 10)
+        self.assertEqual(self.create(token=self.bob_key, headers=key)[0], 202)
+        self.assertLedgerInvariant()

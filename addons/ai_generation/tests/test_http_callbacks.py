@@ -1,0 +1,101 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The worker callbacks over real HTTP: secret, schemas, idempotency, illegal transitions."""
+
+import logging
+
+from odoo.tests import new_test_user, tagged
+
+from .common import TEXT_PRICE, event_id
+from .http_common import AiGenerationHttpCase
+
+
+@tagged("at_install", "-post_install", "ai_generation")
+class TestHttpCallbacks(AiGenerationHttpCase):
+    def setUp(self):
+        super().setUp()
+        self.grant(self.alice, 10)
+        self.request = self.new_request(self.alice, prompt="callback-prompt-91b2")
+
+    def post(self, path, token=None, **payload):
+        payload.setdefault("generation_request_id", self.request.uuid)
+        return self.call("POST", path, payload, token=self.secret if token is None else token)
+
+    def test_only_workers_may_call(self):
+        for token in ("", "wrong-secret", self.alice_key):
+            status, error = self.post(
+                "/ai/generation/progress", token=token, event_id=event_id(), state="running", attempt=1
+            )
+            self.assertEqual((status, error["error"]["code"]), (401, "unauthorized"), token)
+        self.assertEqual(self.request.state, "queued")
+        # a user of the worker group, with an API key, may
+        worker = new_test_user(self.env, login="ai_worker", groups="ai_generation.group_ai_generation_worker")
+        key = self.env["res.users.apikeys"].with_user(worker).sudo()._generate(None, "worker", None)
+        status, _answer = self.post(
+            "/ai/generation/progress", token=key, event_id=event_id(), state="running", attempt=1
+        )
+        self.assertEqual(status, 200)
+
+    def test_result_flow_is_idempotent(self):
+        evt = event_id()
+        status, answer = self.post("/ai/generation/progress", event_id=event_id(), state="running", attempt=1)
+        self.assertEqual((status, answer["status"]), (200, "running"))
+        self.assertValid("callback_response.json", answer)
+        status, answer = self.post(
+            "/ai/generation/result", event_id=evt, output="done", usage={"total_tokens": 3}
+        )
+        self.assertEqual(
+            (status, answer["status"], answer["duplicate"], answer["credits_charged"]),
+            (200, "succeeded", False, TEXT_PRICE),
+        )
+        status, answer = self.post("/ai/generation/result", event_id=evt, output="done")
+        self.assertEqual((status, answer["duplicate"]), (200, True))
+        self.assertValid("callback_response.json", answer)
+        self.assertBalance(self.alice, 10 - TEXT_PRICE, 0)
+        self.assertLedgerInvariant()
+
+    def test_failure_and_notify(self):
+        with self.assertLogs("odoo.addons.ai_generation", level=logging.DEBUG) as logs:
+            status, answer = self.post(
+                "/ai/generation/failure",
+                event_id=event_id(),
+                **self.failure_payload("provider_unavailable", 3, "http_503"),
+            )
+            self.assertEqual((status, answer["status"], answer["credits_charged"]), (200, "failed", 0))
+            status, answer = self.post(
+                "/notify/generation-error",
+                user_message="AI processing failed. Please try again or adjust your parameters.",
+                retry_suggestion="Try again in a few minutes; you were not charged.",
+            )
+            self.assertEqual((status, answer["status"]), (200, "failed"))
+        self.assertBalance(self.alice, 10, 0)
+        status, one = self.call("GET", f"/api/v1/generations/{self.request.uuid}", token=self.alice_key)
+        self.assertEqual(one["retry_suggestion"], "Try again in a few minutes; you were not charged.")
+        self.assertEqual((one["is_system_error"], one["credits_charged"]), (True, 0))
+        loud = " ".join(r.getMessage() for r in logs.records if r.levelno > logging.DEBUG)
+        self.assertIn(self.request.uuid, loud)
+        self.assertNotIn(self.secret, loud)
+        self.assertNotIn("callback-prompt-91b2", loud)
+        self.assertLedgerInvariant()
+
+    def test_bad_bodies_and_unknown_requests(self):
+        status, error = self.post("/ai/generation/failure", event_id=event_id(), error_type="made_up")
+        self.assertEqual((status, error["error"]["code"]), (400, "validation_error"))
+        self.assertIn("error_type", error["error"]["fields"])
+        status, error = self.call("POST", "/ai/generation/result", raw="nope", token=self.secret)
+        self.assertEqual(status, 400)
+        status, error = self.post(
+            "/ai/generation/result",
+            generation_request_id="00000000-0000-4000-8000-000000000000",
+            event_id=event_id(),
+            output="x",
+        )
+        self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+
+    def test_illegal_transition_is_409(self):
+        status, error = self.post(
+            "/notify/generation-error",
+            user_message="Invalid input detected.",
+            specific_guidance="Shorten it.",
+        )
+        self.assertEqual((status, error["error"]["code"]), (409, "illegal_transition"))
+        self.assertIn("queued", error["error"]["message"])

@@ -1,0 +1,121 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+from odoo.exceptions import UserError
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import mute_logger
+from psycopg2 import IntegrityError
+
+from ..pure.errors import InsufficientCredits
+from .common import TEXT_PRICE, AiGenerationMixin
+
+
+@tagged("at_install", "-post_install", "ai_generation")
+class TestLedger(AiGenerationMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._setup_ai_generation()
+
+    def test_grant_and_hold_change_balance_and_held(self):
+        self.grant(self.alice, 10)
+        request = self.new_request(self.alice)
+        self.assertBalance(self.alice, 10, TEXT_PRICE)
+        self.assertEqual(self.account(self.alice).available, 10 - TEXT_PRICE)
+        hold = self.lines(request)
+        self.assertEqual(hold.mapped("kind"), ["hold"])
+        self.assertEqual((hold.amount, hold.hold_amount, hold.balance_after, hold.held_after), (0, 3, 10, 3))
+        self.assertLedgerInvariant()
+
+    def test_hold_beyond_available_is_refused_and_writes_nothing(self):
+        self.grant(self.alice, TEXT_PRICE - 1)
+        Request = self.env["ai.generation.request"]
+        before = Request.sudo().search_count([])
+        with self.assertRaises(InsufficientCredits), self.env.cr.savepoint():
+            self.new_request(self.alice)
+        self.assertEqual(Request.sudo().search_count([]), before)
+        self.assertBalance(self.alice, TEXT_PRICE - 1, 0)
+        self.assertLedgerInvariant()
+
+    def test_credits_cover_exactly_n_requests(self):
+        self.grant(self.alice, 5 * TEXT_PRICE)
+        for _ in range(5):
+            self.new_request(self.alice)
+        with self.assertRaises(InsufficientCredits), self.env.cr.savepoint():
+            self.new_request(self.alice)
+        self.assertBalance(self.alice, 5 * TEXT_PRICE, 5 * TEXT_PRICE)
+        self.assertEqual(self.account(self.alice).available, 0)
+        self.assertLedgerInvariant()
+
+    def test_database_refuses_a_second_capture_of_one_request(self):
+        self.grant(self.alice, 10)
+        request = self.new_request(self.alice)
+        account = self.account(self.alice)
+        account._post_movement("capture", -1, -1, "first part", request)
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
+            account._post_movement("user_error_charge", -1, -1, "second settlement", request)
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
+            account._post_movement("hold", 0, 1, "second hold", request)
+        self.assertLedgerInvariant()
+
+    def test_database_refuses_a_line_with_the_wrong_sign(self):
+        self.grant(self.alice, 10)
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
+            self.account(self.alice)._post_movement("grant", -5, 0, "negative grant")
+        self.assertLedgerInvariant()
+
+    def test_ledger_lines_are_immutable(self):
+        line = self.grant(self.alice, 10)
+        with self.assertRaises(UserError):
+            line.write({"amount": 1000})
+        with self.assertRaises(UserError):
+            line.unlink()
+        with self.assertRaises(UserError):
+            self.env["ai.credit.ledger.line"].sudo().create(
+                {
+                    "account_id": line.account_id.id,
+                    "kind": "grant",
+                    "amount": 5,
+                    "hold_amount": 0,
+                    "balance_after": 15,
+                    "held_after": 0,
+                    "reason": "forged",
+                }
+            )
+        self.assertBalance(self.alice, 10, 0)
+        self.assertLedgerInvariant()
+
+    def test_adjustment_cannot_go_below_what_is_held(self):
+        self.grant(self.alice, 10)
+        self.new_request(self.alice)
+        with self.assertRaises(InsufficientCredits), self.env.cr.savepoint():
+            self.account(self.alice).action_adjust(-8, "too much")
+        self.account(self.alice).action_adjust(-7, "correction")
+        self.assertBalance(self.alice, 3, 3)
+        self.assertLedgerInvariant()
+
+    def test_only_managers_grant(self):
+        account = self.account(self.alice)
+        with self.assertRaises(UserError):
+            account.with_user(self.alice).sudo(False).action_grant(100, "self service")
+        account.with_user(self.manager).action_grant(100, "purchase")
+        self.assertBalance(self.alice, 100, 0)
+        self.assertLedgerInvariant()
+
+    def test_refund_is_bounded_by_the_charge_and_happens_once(self):
+        self.grant(self.alice, 10)
+        request = self.new_request(self.alice)
+        self.callback("result", request, output="done")
+        with self.assertRaises(UserError):
+            request.action_refund(TEXT_PRICE + 1, "too much")
+        request.action_refund(2, "goodwill")
+        self.assertBalance(self.alice, 10 - TEXT_PRICE + 2, 0)
+        with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
+            request.action_refund(1, "again")
+        self.assertLedgerInvariant()
+
+    def test_account_creation_is_idempotent(self):
+        first = self.env["ai.credit.account"].sudo()._for_user(self.bob)
+        second = self.env["ai.credit.account"].sudo()._for_user(self.bob, lock=True)
+        self.assertEqual(first, second)
+        self.assertEqual(
+            self.env["ai.credit.account"].sudo().search_count([("user_id", "=", self.bob.id)]), 1
+        )

@@ -1,0 +1,70 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import logging
+
+from odoo.exceptions import AccessError
+from odoo.tests import TransactionCase, tagged
+
+from .common import AiGenerationMixin
+
+SECRET_PROMPT = "my-very-private-prompt-7f3a"
+
+
+@tagged("at_install", "-post_install", "ai_generation")
+class TestSecurity(AiGenerationMixin, TransactionCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._setup_ai_generation()
+
+    def setUp(self):
+        super().setUp()
+        self.grant(self.alice, 50)
+        self.grant(self.bob, 50)
+        self.alice_request = self.new_request(self.alice)
+        self.bob_request = self.new_request(self.bob)
+
+    def test_users_see_only_their_own_requests_accounts_and_lines(self):
+        Request = self.env["ai.generation.request"].with_user(self.alice)
+        self.assertEqual(Request.search([]), self.alice_request)
+        with self.assertRaises(AccessError):
+            self.bob_request.with_user(self.alice).read(["prompt"])
+        lines = self.env["ai.credit.ledger.line"].with_user(self.alice).search([])
+        self.assertEqual(lines.user_id, self.alice)
+        accounts = self.env["ai.credit.account"].with_user(self.alice).search([])
+        self.assertEqual(accounts.user_id, self.alice)
+
+    def test_users_cannot_write_requests_or_ledger(self):
+        with self.assertRaises(AccessError):
+            self.alice_request.with_user(self.alice).write({"price": 0})
+        with self.assertRaises(AccessError):
+            self.env["ai.credit.ledger.line"].with_user(self.alice).create({})
+        with self.assertRaises(AccessError):
+            self.env["ai.generation.price"].with_user(self.alice).create(
+                {"backend": "external", "model_name": "free", "credits": 0}
+            )
+
+    def test_managers_see_everything(self):
+        Request = self.env["ai.generation.request"].with_user(self.manager)
+        self.assertEqual(set(Request.search([]).ids) >= {self.alice_request.id, self.bob_request.id}, True)
+        self.assertTrue(
+            self.env["ai.credit.ledger.line"].with_user(self.manager).search([("user_id", "=", self.bob.id)])
+        )
+
+    def test_error_detail_is_for_managers(self):
+        self.callback("failure", self.alice_request, **self.failure_payload("provider_unavailable"))
+        with self.assertRaises(AccessError):
+            self.alice_request.with_user(self.alice).read(["error_detail"])
+        self.assertEqual(self.alice_request.with_user(self.manager).error_detail, "test detail")
+
+    def test_prompts_and_secrets_stay_out_of_logs_above_debug(self):
+        secret = self.env["ir.config_parameter"].sudo().get_param("ai_generation.worker_secret")
+        with self.assertLogs("odoo.addons.ai_generation", level=logging.DEBUG) as logs:
+            logging.getLogger("odoo.addons.ai_generation").debug("start")
+            request = self.new_request(self.alice, prompt=SECRET_PROMPT)
+            self.env["ai.generation.request"]._cron_dispatch_pending(min_age_seconds=0)
+            self.callback("failure", request, **self.failure_payload("invalid_input"))
+        loud = [r.getMessage() for r in logs.records if r.levelno > logging.DEBUG]
+        self.assertTrue(loud, "the flow logs at INFO: the check below must see real messages")
+        for message in loud:
+            self.assertNotIn(SECRET_PROMPT, message)
+            self.assertNotIn(secret, message)
