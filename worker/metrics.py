@@ -106,6 +106,8 @@ def serve(
 
     httpd = ThreadingHTTPServer((host, port), Handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="metrics", daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="metrics", daemon=True
+    )
     thread.start()
     return MetricsServer(httpd, thread)
