@@ -11,6 +11,7 @@ workflow differs from what this script renders, so the embedded copies cannot dr
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -113,7 +114,7 @@ class Flow:
         outputs[output].append({"node": target, "type": "main", "index": 0})
 
     def chain(self, *names: str) -> None:
-        for a, b in zip(names, names[1:], strict=False):
+        for a, b in itertools.pairwise(names):
             self.link(a, b)
 
 
@@ -129,7 +130,12 @@ def settings_node(flow: Flow) -> str:
         "Settings",
         "n8n-nodes-base.set",
         3.4,
-        {"mode": "manual", "assignments": {"assignments": assignments}, "includeOtherFields": False, "options": {}},
+        {
+            "mode": "manual",
+            "assignments": {"assignments": assignments},
+            "includeOtherFields": False,
+            "options": {},
+        },
     )
 
 
@@ -204,11 +210,18 @@ def http_node(
         parameters.update(sendBody=True, contentType="json", specifyBody="json", jsonBody=body)
     options: dict = {"timeout": timeout}
     if full_response:
-        options["response"] = {"response": {"fullResponse": True, "neverError": True, "responseFormat": "json"}}
+        options["response"] = {
+            "response": {"fullResponse": True, "neverError": True, "responseFormat": "json"}
+        }
     parameters["options"] = options
     extra: dict = {}
     if credential:
-        cred_type = {"odoo": "httpBearerAuth", "kubernetes": "httpBearerAuth", "openai": "openAiApi", "n8n": "n8nApi"}
+        cred_type = {
+            "odoo": "httpBearerAuth",
+            "kubernetes": "httpBearerAuth",
+            "openai": "openAiApi",
+            "n8n": "n8nApi",
+        }
         extra["credentials"] = {cred_type[credential]: dict(CREDENTIALS[credential])}
     if on_error:
         extra["onError"] = on_error
@@ -217,7 +230,9 @@ def http_node(
     return flow.add(name, "n8n-nodes-base.httpRequest", 4.2, parameters, **extra)
 
 
-def rabbit_send(flow: Flow, name: str, queue: str, message: str, headers: list[tuple[str, str]] = (), **opts) -> str:
+def rabbit_send(
+    flow: Flow, name: str, queue: str, message: str, headers: list[tuple[str, str]] = (), **opts
+) -> str:
     options: dict = {"durable": True, **opts}
     if headers:
         options["headers"] = {"header": [{"key": k, "value": v} for k, v in headers]}
@@ -225,7 +240,13 @@ def rabbit_send(flow: Flow, name: str, queue: str, message: str, headers: list[t
         name,
         "n8n-nodes-base.rabbitmq",
         1.1,
-        {"operation": "sendMessage", "queue": queue, "sendInputData": False, "message": message, "options": options},
+        {
+            "operation": "sendMessage",
+            "queue": queue,
+            "sendInputData": False,
+            "message": message,
+            "options": options,
+        },
         credentials={"rabbitmq": dict(CREDENTIALS["rabbitmq"])},
     )
 
@@ -343,7 +364,11 @@ def generation_workflow() -> dict:
         retries=3,
     )
     event = rabbit_send(
-        f, "Failure event", EVENTS_QUEUE, "={{ JSON.stringify($('Decide').first().json.event) }}", assertQueue=True
+        f,
+        "Failure event",
+        EVENTS_QUEUE,
+        "={{ JSON.stringify($('Decide').first().json.event) }}",
+        assertQueue=True,
     )
 
     f.chain(trigger, settings, read_job, valid)
@@ -434,7 +459,7 @@ def error_workflow() -> dict:
         "name": "AI generation: report unhandled errors",
         "nodes": f.nodes,
         "connections": f.connections,
-        "settings": {"executionOrder": "v1", "saveDataSuccessExecution": "all"},
+        "settings": {"executionOrder": "v1", "saveDataSuccessExecution": "none"},
         "active": False,
         "pinData": {},
         "tags": [],
@@ -467,7 +492,9 @@ def alerts_workflow() -> dict:
         1.2,
         {"rule": {"interval": [{"field": "seconds", "secondsInterval": 10}]}},
     )
-    tick = rabbit_send(f, "Queue a tick", EVENTS_QUEUE, '={{ JSON.stringify({ event: "tick" }) }}', assertQueue=True)
+    tick = rabbit_send(
+        f, "Queue a tick", EVENTS_QUEUE, '={{ JSON.stringify({ event: "tick" }) }}', assertQueue=True
+    )
     settings = settings_node(f)
     state = code_node(
         f,
@@ -503,7 +530,9 @@ WORKFLOWS = {
 
 
 def render() -> dict[str, str]:
-    return {name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in WORKFLOWS.items()}
+    return {
+        name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in WORKFLOWS.items()
+    }
 
 
 def main(argv: list[str]) -> int:

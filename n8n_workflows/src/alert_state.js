@@ -12,7 +12,7 @@ state.keys = state.keys || {};
 const now = Date.now() / 1000;
 const cfg = settings;
 
-for (const item of $input.all()) {
+for (const item of $('Failure events').all()) {
   const event = item.json;
   if (event.event !== 'failure') continue;
   const key = `${event.backend}|${event.error_type}`;

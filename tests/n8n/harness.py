@@ -48,7 +48,7 @@ def free_port() -> int:
 
 
 def credential_ids() -> dict[str, str]:
-    """Credential name -> the id the workflow files use for it (see n8n_workflows/credentials.template.json)."""
+    """Credential name -> the id the workflows use for it (n8n_workflows/credentials.template.json)."""
     template = json.loads((WORKFLOWS / "credentials.template.json").read_text(encoding="utf-8"))
     return {c["name"]: c["id"] for c in template}
 
@@ -96,7 +96,12 @@ class N8n:
 
     def cli(self, *args: str, timeout: float = 180) -> str:
         done = subprocess.run(
-            [str(n8n_bin()), *args], env=self.env(), capture_output=True, text=True, timeout=timeout, check=False
+            [str(n8n_bin()), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeError(f"n8n {' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -125,7 +130,11 @@ class N8n:
     def start(self, timeout: float = 120) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the process's lifetime
         self.process = subprocess.Popen(
-            [str(n8n_bin()), "start"], env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [str(n8n_bin()), "start"],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         ends = time.monotonic() + timeout
         while time.monotonic() < ends:
@@ -170,7 +179,12 @@ class N8n:
         password = "Aa1-" + secrets.token_hex(12)
         answer = session.post(
             f"{self.url}/rest/owner/setup",
-            json={"email": "owner@example.invalid", "firstName": "Test", "lastName": "Owner", "password": password},
+            json={
+                "email": "owner@example.invalid",
+                "firstName": "Test",
+                "lastName": "Owner",
+                "password": password,
+            },
             timeout=30,
         )
         answer.raise_for_status()

@@ -1,0 +1,309 @@
+"""The n8n workflows in a real n8n: same queue in, same callbacks out, same alerts as the worker.
+
+One n8n per module (imported, published and started once): jobs go to the real RabbitMQ (a throwaway
+vhost, topology declared as the worker declares it), the provider is the loopback OpenAI fake, Odoo is
+the loopback stand-in that validates every callback against schemas/callback_*.json, and alerts go to
+a real Alertmanager whose webhook receiver records what it notifies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+
+import pika
+import pytest
+
+import aigen_contracts
+from tests.n8n.harness import N8n, credential_ids, missing_reason
+from tests.support import fake_openai
+from tests.support.fake_odoo import FakeOdoo
+from tests.support.rabbit import throwaway_vhost
+from worker import topology
+
+pytestmark = [
+    pytest.mark.n8n,
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(missing_reason()), reason=str(missing_reason())),
+]
+
+TAXONOMY = aigen_contracts.load("error_taxonomy.json")
+SECRET = "n8n-tier-worker-secret"
+API_KEY = "sk-n8n-tier"
+RATE_THRESHOLD = 3
+
+
+class RefusingOdoo(FakeOdoo):
+    """Odoo that cannot take the result of some requests (503): the workflow's unhandled-error path."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refuse_results_for: set[str] = set()
+
+    def handle(self, path, authorization, raw):
+        try:
+            request_id = json.loads(raw).get("generation_request_id")
+        except (ValueError, AttributeError):
+            request_id = None
+        if path == "/ai/generation/result" and request_id in self.refuse_results_for:
+            return 503, {"error": {"code": "unavailable", "message": "try later"}}
+        return super().handle(path, authorization, raw)
+
+
+def new_job(prompt: str, **overrides) -> dict:
+    now = dt.datetime.now(dt.UTC)
+    job = {
+        "message_type": "AIGenerationJobRequested",
+        "version": 1,
+        "generation_request_id": str(uuid.uuid4()),
+        "backend": "external",
+        "model": "gpt-test",
+        "task": "text",
+        "prompt": prompt,
+        "params": {"max_tokens": 64},
+        "attempt": 1,
+        "deadline": (now + dt.timedelta(minutes=5)).isoformat(),
+        "created_at": now.isoformat(),
+    }
+    job.update(overrides)
+    return job
+
+
+class Stack:
+    def __init__(self, vhost, odoo, openai, alertmanager, n8n):
+        self.vhost, self.odoo, self.openai, self.alertmanager, self.n8n = (
+            vhost,
+            odoo,
+            openai,
+            alertmanager,
+            n8n,
+        )
+        self.connection = vhost.connect()
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+
+    def publish(self, job: dict | bytes) -> None:
+        body = job if isinstance(job, bytes) else json.dumps(job).encode()
+        message_id = None if isinstance(job, bytes) else job["generation_request_id"]
+        self.channel.basic_publish(
+            topology.EXCHANGE,
+            topology.ROUTING_KEY,
+            body,
+            pika.BasicProperties(message_id=message_id, delivery_mode=2, content_type="application/json"),
+        )
+
+    def outcome(self, job: dict, timeout: float = 60.0) -> dict:
+        """The request's terminal state and its callbacks once the notify (failure) or result arrived."""
+        request_id = job["generation_request_id"]
+        self.odoo.wait_for(
+            lambda: (
+                self.odoo.calls_for(request_id, "/ai/generation/result")
+                or self.odoo.calls_for(request_id, "/notify/generation-error")
+            ),
+            timeout,
+        )
+        calls = self.odoo.calls_for(request_id)
+        return {
+            "state": self.odoo.state(request_id),
+            "paths": [c.path for c in calls],
+            "by_path": {c.path: c.body for c in calls},
+            "calls": calls,
+        }
+
+
+@pytest.fixture(scope="module")
+def stack():
+    from tests.n8n.alertmanager_local import LocalAlertmanager
+
+    with (
+        throwaway_vhost("aigen-n8n") as vhost,
+        RefusingOdoo(SECRET) as odoo,
+        fake_openai.FakeOpenAI(api_key=API_KEY) as openai,
+    ):
+        connection = vhost.connect()
+        topology.declare(connection.channel())  # the quorum queue as Odoo and the worker declare it
+        connection.close()
+        alertmanager = LocalAlertmanager().start()
+        settings = {
+            "AIGEN_ODOO_URL": odoo.url,
+            "AIGEN_OPENAI_BASE_URL": openai.base_url,
+            "AIGEN_ALERTMANAGER_URL": alertmanager.url,
+            "AIGEN_BACKOFF_INITIAL": "0.2",
+            "AIGEN_BACKOFF_JITTER": "0.1",
+            "AIGEN_ALERT_RATE_THRESHOLD": str(RATE_THRESHOLD),
+            "AIGEN_ALERT_WINDOW": "120",
+        }
+        n8n = N8n(settings)
+        try:
+            ids = credential_ids()
+            n8n.import_credentials(
+                [
+                    {
+                        "id": ids["RabbitMQ"],
+                        "name": "RabbitMQ",
+                        "type": "rabbitmq",
+                        "data": {
+                            "hostname": "127.0.0.1",
+                            "port": 5672,
+                            "username": "guest",
+                            "password": "guest",
+                            "vhost": vhost.name,
+                            "ssl": False,
+                        },
+                    },
+                    {
+                        "id": ids["Odoo worker secret"],
+                        "name": "Odoo worker secret",
+                        "type": "httpBearerAuth",
+                        "data": {"token": SECRET},
+                    },
+                    {
+                        "id": ids["OpenAI key"],
+                        "name": "OpenAI key",
+                        "type": "openAiApi",
+                        "data": {"apiKey": API_KEY, "url": openai.base_url},
+                    },
+                ]
+            )
+            n8n.import_workflows()
+            for workflow_id in ("AigenErrorReport", "AigenAlertState0", "AigenGenerateJob"):
+                n8n.publish(workflow_id)
+            n8n.start()
+            key = n8n.create_api_key()
+            n8n.import_credentials(
+                [
+                    {
+                        "id": ids["n8n API"],
+                        "name": "n8n API",
+                        "type": "n8nApi",
+                        "data": {"apiKey": key, "baseUrl": f"{n8n.url}/api/v1"},
+                    }
+                ]
+            )
+            s = Stack(vhost, odoo, openai, alertmanager, n8n)
+            odoo.wait_for(
+                lambda: s.channel.queue_declare(topology.JOBS_QUEUE, passive=True).method.consumer_count, 60
+            )
+            yield s
+            s.connection.close()
+        finally:
+            n8n.close()
+            alertmanager.stop()
+
+
+def test_success_reports_the_result(stack):
+    job = new_job("write a haiku")
+    stack.publish(job)
+    out = stack.outcome(job)
+    assert out["state"].status == "succeeded"
+    assert out["paths"] == ["/ai/generation/progress", "/ai/generation/result"]
+    result = out["by_path"]["/ai/generation/result"]
+    assert result["output"] and result["attempt"] == 1 and result["backend"] == "external"
+    assert result["usage"]["total_tokens"] > 0
+    sent = [r for r in stack.openai.requests if "write a haiku" in r.prompt]
+    assert (
+        len(sent) == 1 and sent[0].authorization == f"Bearer {API_KEY}" and sent[0].body["max_tokens"] == 64
+    )
+    assert stack.odoo.invalid == []
+
+
+def test_provider_503_is_retried_then_a_system_failure_with_a_retry_suggestion(stack):
+    stack.openai.on("[down]", fake_openai.unavailable())
+    job = new_job("draw nothing [down]")
+    stack.publish(job)
+    out = stack.outcome(job)
+    failure = out["by_path"]["/ai/generation/failure"]
+    assert (failure["error_type"], failure["is_system_error"], failure["is_user_error"]) == (
+        "provider_unavailable",
+        True,
+        False,
+    )
+    assert (
+        failure["error_code"] == "http_503" and failure["provider_status"] == 503 and failure["attempt"] == 3
+    )
+    assert "[down]" not in failure["detail"] or "[prompt]" in failure["detail"]
+    notify = out["by_path"]["/notify/generation-error"]
+    assert notify["user_message"] == TAXONOMY["messages"]["system"]
+    assert notify["retry_suggestion"] == TAXONOMY["error_types"]["provider_unavailable"]["retry_suggestion"]
+    assert "specific_guidance" not in notify
+    assert len([r for r in stack.openai.requests if "[down]" in r.prompt]) == 3  # max_attempts, with backoff
+    assert out["paths"].index("/ai/generation/failure") < out["paths"].index("/notify/generation-error")
+    assert out["state"].status == "failed" and stack.odoo.invalid == []
+
+
+def test_invalid_input_is_a_user_failure_with_guidance_and_no_retry(stack):
+    stack.openai.on("[badsize]", fake_openai.invalid_value())
+    job = new_job("an image please [badsize]")
+    stack.publish(job)
+    out = stack.outcome(job)
+    failure = out["by_path"]["/ai/generation/failure"]
+    assert (failure["error_type"], failure["is_system_error"], failure["is_user_error"]) == (
+        "invalid_input",
+        False,
+        True,
+    )
+    notify = out["by_path"]["/notify/generation-error"]
+    assert notify["user_message"] == TAXONOMY["messages"]["user"]
+    assert notify["specific_guidance"] == TAXONOMY["error_types"]["invalid_input"]["specific_guidance"]
+    assert "retry_suggestion" not in notify
+    assert len([r for r in stack.openai.requests if "[badsize]" in r.prompt]) == 1
+    assert stack.odoo.invalid == []
+
+
+def test_a_burst_of_errors_raises_one_alert_at_alertmanager(stack):
+    stack.openai.on("[policy]", fake_openai.content_policy_violation())
+    jobs = [new_job(f"burst {i} [policy]") for i in range(RATE_THRESHOLD)]
+    for job in jobs:
+        stack.publish(job)
+    for job in jobs:
+        assert stack.outcome(job)["by_path"]["/ai/generation/failure"]["error_type"] == "content_policy"
+    alert = stack.alertmanager.wait_for_alert(
+        alertname="AIGenerationHighErrorRate", backend="external", error_type="content_policy", source="n8n"
+    )
+    assert alert["status"] == "firing" and alert["labels"]["service"] == "ai-generation"
+    assert int(alert["annotations"]["count"]) >= RATE_THRESHOLD
+    samples = set(alert["annotations"]["sample_request_ids"].split(","))
+    assert samples <= {j["generation_request_id"] for j in jobs} and samples
+    # no alert per request: one alert for the (backend, error_type), whatever the number of failures
+    same = [
+        a
+        for a in stack.alertmanager.alerts_received()
+        if a["labels"]["alertname"] == "AIGenerationHighErrorRate"
+        and a["labels"]["error_type"] == "content_policy"
+    ]
+    assert len({a["fingerprint"] for a in same}) == 1
+
+
+def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflow(stack):
+    job = new_job("fine answer, lost result")
+    stack.odoo.refuse_results_for.add(job["generation_request_id"])
+    stack.publish(job)
+    out = stack.outcome(job, timeout=90)
+    failure = out["by_path"]["/ai/generation/failure"]
+    assert (failure["error_type"], failure["is_system_error"], failure["is_user_error"]) == (
+        "unknown",
+        True,
+        False,
+    )
+    assert failure["error_code"] == "n8n_workflow_error" and "Result callback" in failure["detail"]
+    notify = out["by_path"]["/notify/generation-error"]
+    assert notify["user_message"] == TAXONOMY["messages"]["system"]
+    assert notify["retry_suggestion"] == TAXONOMY["error_types"]["unknown"]["retry_suggestion"]
+    assert out["state"].status == "failed"  # never charged: a system failure
+    alert = stack.alertmanager.wait_for_alert(alertname="AIGenerationN8nWorkflowError", source="n8n")
+    assert job["generation_request_id"] in alert["annotations"]["sample_request_ids"]
+
+
+def test_a_message_that_breaks_the_contract_goes_to_the_dead_letter_queue(stack):
+    stack.publish(b'{"message_type": "AIGenerationJobRequested", "version": 1}')
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        method, properties, body = stack.channel.basic_get(topology.DLQ, auto_ack=True)
+        if method is not None:
+            assert body.startswith(b'{"message_type"')
+            assert "required property" in properties.headers[topology.REJECT_REASON_HEADER]
+            return
+        time.sleep(0.2)
+    raise AssertionError("nothing reached the DLQ")
