@@ -8,7 +8,7 @@ import json
 from functools import cache
 from importlib import resources
 
-SCHEMA_FILES = (
+SCHEMA_FILES = (  # JSON Schemas; the other .json files are contract data
     "job_requested.v1.json",
     "params.json",
     "callback_common.json",

@@ -6,8 +6,10 @@ Rules (DESIGN.md § Alerts), per (backend, error_type) unless said otherwise:
   (an episode: errors with no gap of ``quiet_seconds`` or more);
 - AIGenerationConsecutiveFailures (critical, per backend): ``consecutive_threshold`` system-side failures
   in a row; a success or a user-side failure (the backend answered) breaks the row;
-- immediate (critical): the first error of a type whose taxonomy ``alert`` is "immediate":
-  AIGenerationProviderMisconfigured (provider_auth), AIGenerationQuotaExhausted (quota_exhausted).
+- AIGenerationImmediateError (critical): the first error of a type whose taxonomy ``alert`` is
+  "immediate" (provider_auth, quota_exhausted).
+Names and labels are the shared contract schemas/alerts.json (the per-backend alert carries
+error_type="any"), so Alertmanager merges what the worker, Odoo and n8n raise for one condition.
 An active alert stays active until its errors stop: it resolves after ``quiet_seconds`` without a
 matching error (the consecutive one also at the backend's next success), so it does not flap while the
 errors go on just under a threshold. Active alerts are re-sent every ``resend_seconds`` with an endsAt
@@ -37,11 +39,7 @@ log = logging.getLogger(__name__)
 HIGH_ERROR_RATE = "AIGenerationHighErrorRate"
 PERSISTENT_ERRORS = "AIGenerationPersistentErrors"
 CONSECUTIVE_FAILURES = "AIGenerationConsecutiveFailures"
-IMMEDIATE_ERROR = "AIGenerationImmediateError"  # an immediate type without a name of its own
-IMMEDIATE_ALERTNAMES = {
-    "provider_auth": "AIGenerationProviderMisconfigured",
-    "quota_exhausted": "AIGenerationQuotaExhausted",
-}
+IMMEDIATE_ERROR = "AIGenerationImmediateError"
 
 
 @dataclass
@@ -56,7 +54,7 @@ class AlertConfig:
     quiet_seconds: float = 300.0  # without a matching error for this long, an alert resolves
     sample_size: int = 5
     request_timeout: float = 5.0
-    service: str = "aigen-worker"
+    service: str = "ai_generation"  # schemas/alerts.json: shared with Odoo and n8n for dedup
     generator_url: str | None = None  # shown as the alert's source link in Alertmanager
     extra_labels: dict[str, str] = field(default_factory=dict)  # e.g. {"instance": "worker-1"}
 
@@ -210,17 +208,13 @@ class AlertDetector:
                 summary = f"{error_type} errors on the {backend} backend for {notes['episode_seconds']}s"
                 self._hold(holding, PERSISTENT_ERRORS, backend, error_type, "critical", summary, notes, now)
             if series.immediate:
-                name = IMMEDIATE_ALERTNAMES.get(error_type, IMMEDIATE_ERROR)
                 summary = f"{error_type} on the {backend} backend: needs attention now"
-                self._hold(holding, name, backend, error_type, "critical", summary, notes, now)
+                self._hold(holding, IMMEDIATE_ERROR, backend, error_type, "critical", summary, notes, now)
         for backend, streak in self._streaks.items():
             if streak.count < config.consecutive_threshold or now - streak.last >= config.quiet_seconds:
                 continue
-            existing = next(
-                (k for k in self._active if k[0] == CONSECUTIVE_FAILURES and k[1] == backend), None
-            )
-            # the label set must stay stable while active: keep the error_type it fired with
-            error_type = existing[2] if existing else streak.types.most_common(1)[0][0]
+            # per backend: a fixed error_type label keeps it one alert, also across sources
+            error_type = "any"
             notes = {
                 "consecutive_failures": str(streak.count),
                 "error_types": ",".join(f"{t}={n}" for t, n in streak.types.most_common()),
@@ -378,7 +372,7 @@ class AlertMonitor:
             HIGH_ERROR_RATE,
             PERSISTENT_ERRORS,
             CONSECUTIVE_FAILURES,
-            *IMMEDIATE_ALERTNAMES.values(),
+            IMMEDIATE_ERROR,
         ):
             metrics.ALERTS_ACTIVE.labels(alertname=name).set(counts.get(name, 0))
 

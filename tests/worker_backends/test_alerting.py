@@ -2,10 +2,12 @@
 
 import pytest
 
+import aigen_contracts
 from worker import metrics
 from worker.alerting import (
     CONSECUTIVE_FAILURES,
     HIGH_ERROR_RATE,
+    IMMEDIATE_ERROR,
     PERSISTENT_ERRORS,
     AlertConfig,
     AlertDetector,
@@ -59,7 +61,7 @@ def test_rate_alert_needs_n_errors_within_the_window():
     (notice,) = deliver(detector, 20)
     assert notice.labels == {
         "alertname": HIGH_ERROR_RATE,
-        "service": "aigen-worker",
+        "service": "ai_generation",
         "backend": "external",
         "error_type": "provider_unavailable",
         "severity": "warning",
@@ -110,7 +112,7 @@ def test_consecutive_system_failures_fire_and_a_success_resolves():
     (notice,) = [n for n in deliver(detector, 4) if n.labels["alertname"] == CONSECUTIVE_FAILURES]
     assert (notice.labels["backend"], notice.labels["error_type"], notice.labels["severity"]) == (
         "internal",
-        "provider_timeout",
+        "any",
         "critical",
     )
     assert notice.annotations["consecutive_failures"] == "4"
@@ -132,15 +134,15 @@ def test_user_side_failures_break_the_row():
     fail(detector, 6, error_type="provider_timeout")
     assert deliver(detector, 6) == []
     fail(detector, 7, error_type="provider_timeout")
-    assert names(deliver(detector, 7)) == [(CONSECUTIVE_FAILURES, "external", "provider_timeout")]
+    assert names(deliver(detector, 7)) == [(CONSECUTIVE_FAILURES, "external", "any")]
 
 
 @pytest.mark.parametrize(
     ("signal", "alertname"),
     [
-        (Signal("http", status=401, code="invalid_api_key"), "AIGenerationProviderMisconfigured"),
-        (Signal("http", status=404, code="model_not_found"), "AIGenerationProviderMisconfigured"),
-        (Signal("http", status=429, code="insufficient_quota"), "AIGenerationQuotaExhausted"),
+        (Signal("http", status=401, code="invalid_api_key"), "AIGenerationImmediateError"),
+        (Signal("http", status=404, code="model_not_found"), "AIGenerationImmediateError"),
+        (Signal("http", status=429, code="insufficient_quota"), "AIGenerationImmediateError"),
     ],
 )
 def test_immediate_error_types_fire_on_the_first_error(signal, alertname):
@@ -243,16 +245,16 @@ def test_alertmanager_delivers_firing_then_resolved(alertmanager):
             monitor.record_failure("external", unavailable, f"req-{i}")
         monitor.record_failure("internal", classify(Signal("http", status=401)), "req-auth")
         firing = alertmanager.webhook.wait_for(status="firing", alertname=HIGH_ERROR_RATE)
-        auth = alertmanager.webhook.wait_for(status="firing", alertname="AIGenerationProviderMisconfigured")
+        auth = alertmanager.webhook.wait_for(status="firing", alertname="AIGenerationImmediateError")
         resolved = alertmanager.webhook.wait_for(status="resolved", alertname=HIGH_ERROR_RATE, timeout=20)
         auth_resolved = alertmanager.webhook.wait_for(
-            status="resolved", alertname="AIGenerationProviderMisconfigured", timeout=20
+            status="resolved", alertname="AIGenerationImmediateError", timeout=20
         )
     finally:
         monitor.stop()
     assert firing["labels"] == {
         "alertname": HIGH_ERROR_RATE,
-        "service": "aigen-worker",
+        "service": "ai_generation",
         "backend": "external",
         "error_type": "provider_unavailable",
         "severity": "warning",
@@ -266,3 +268,10 @@ def test_alertmanager_delivers_firing_then_resolved(alertmanager):
     assert auth_resolved["labels"]["severity"] == "critical"
     # one notification per alert and state: nothing per request
     assert len(alertmanager.webhook.alerts(alertname=HIGH_ERROR_RATE, status="firing")) == 1
+
+
+def test_alert_names_and_labels_follow_the_shared_contract():
+    contract = aigen_contracts.load("alerts.json")
+    assert AlertConfig().service == contract["service"]
+    for name in (HIGH_ERROR_RATE, PERSISTENT_ERRORS, CONSECUTIVE_FAILURES, IMMEDIATE_ERROR):
+        assert name in contract["alerts"], name
