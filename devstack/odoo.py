@@ -46,7 +46,14 @@ class OdooHome:
 
 
 def write_config(
-    path: Path, home: OdooHome, *, db: str, http_port: int, data_dir: Path, db_params: dict
+    path: Path,
+    home: OdooHome,
+    *,
+    db: str,
+    http_port: int,
+    data_dir: Path,
+    db_params: dict,
+    demo: bool = False,
 ) -> Path:
     """An odoo.conf for one database served on loopback behind the gateway."""
     options = {
@@ -64,8 +71,9 @@ def write_config(
         # threaded: one process serves HTTP and the websocket on the same port
         "workers": 0,
         "max_cron_threads": 1,
-        "without_demo": "all",
     }
+    if not demo:
+        options["without_demo"] = "all"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("[options]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()))
     path.chmod(0o600)  # it holds the database password

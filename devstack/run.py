@@ -24,7 +24,7 @@ from devstack.ports import wait_http
 VAR = REPO / "var"  # git-ignored: databases' filestore, Alertmanager data, the generated secret
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="run-stack",
@@ -65,9 +65,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--update", action="store_true", help="update the addon (-u) after changing its code")
     parser.add_argument(
+        "--demo", action="store_true", help="load the addon's demo data when the database is created"
+    )
+    parser.add_argument(
         "--no-worker", action="store_true", help="do not start the Python worker (e.g. n8n runs)"
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def worker_secret() -> str:
@@ -144,6 +151,7 @@ def main(argv=None) -> int:
         db=args.db,
         http_port=args.odoo_port,
         data_dir=VAR / "odoo-data",
+        demo=args.demo,
         db_params={
             "host": os.environ.get("PGHOST", "127.0.0.1"),
             "port": os.environ.get("PGPORT", "5432"),
