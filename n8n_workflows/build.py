@@ -52,11 +52,15 @@ SETTINGS = [
     ("backoff_max", "AIGEN_BACKOFF_MAX", 30, "number"),
     ("backoff_jitter", "AIGEN_BACKOFF_JITTER", 1, "number"),
     ("alertmanager_url", "AIGEN_ALERTMANAGER_URL", "http://127.0.0.1:9093", "string"),
-    ("alert_rate_threshold", "AIGEN_ALERT_RATE_THRESHOLD", 5, "number"),
-    ("alert_window", "AIGEN_ALERT_WINDOW", 300, "number"),
-    ("alert_persistent_after", "AIGEN_ALERT_PERSISTENT_AFTER", 900, "number"),
-    ("alert_resend_interval", "AIGEN_ALERT_RESEND_INTERVAL", 60, "number"),
-    ("alert_resolve_after", "AIGEN_ALERT_RESOLVE_AFTER", 300, "number"),
+    # the alert rules' settings: worker/alerting.py AlertConfig, same names and defaults
+    ("alert_service", "AIGEN_ALERT_SERVICE", "ai_generation", "string"),
+    ("alert_window_seconds", "AIGEN_ALERT_WINDOW_SECONDS", 300, "number"),
+    ("alert_rate_threshold", "AIGEN_ALERT_RATE_THRESHOLD", 10, "number"),
+    ("alert_persistent_seconds", "AIGEN_ALERT_PERSISTENT_SECONDS", 600, "number"),
+    ("alert_consecutive_threshold", "AIGEN_ALERT_CONSECUTIVE_THRESHOLD", 5, "number"),
+    ("alert_resend_seconds", "AIGEN_ALERT_RESEND_SECONDS", 60, "number"),
+    ("alert_quiet_seconds", "AIGEN_ALERT_QUIET_SECONDS", 300, "number"),
+    ("alert_sample_size", "AIGEN_ALERT_SAMPLE_SIZE", 5, "number"),
     ("n8n_api_url", "AIGEN_N8N_API_URL", "http://127.0.0.1:5678/api/v1", "string"),
 ]
 
@@ -337,6 +341,13 @@ def generation_workflow() -> dict:
         credential="odoo",
         retries=3,
     )
+    success_event = rabbit_send(
+        f,
+        "Success event",
+        EVENTS_QUEUE,
+        "={{ JSON.stringify($('Read answer').first().json.event) }}",
+        assertQueue=True,
+    )
     classify = code_node(f, "Classify", code(tax, _js("classify.js")))
     decide = code_node(f, "Decide", code(common, tax, _js("decide.js")))
     retry = if_node(f, "Retry?", "={{ $json.retry }}")
@@ -385,6 +396,7 @@ def generation_workflow() -> dict:
     f.link(internal, ok)
     f.link(answer, ok)
     f.link(ok, result, 0)
+    f.link(result, success_event)
     f.link(ok, classify, 1)
     f.chain(classify, decide, retry)
     f.link(retry, wait, 0)
@@ -470,7 +482,7 @@ def alerts_workflow() -> dict:
     f = Flow()
     common = _js("common.js")
     events = f.add(
-        "Failure events",
+        "Events",
         "n8n-nodes-base.rabbitmqTrigger",
         1,
         {
@@ -492,9 +504,7 @@ def alerts_workflow() -> dict:
         1.2,
         {"rule": {"interval": [{"field": "seconds", "secondsInterval": 10}]}},
     )
-    tick = rabbit_send(
-        f, "Queue a tick", EVENTS_QUEUE, '={{ JSON.stringify({ event: "tick" }) }}', assertQueue=True
-    )
+    tick = rabbit_send(f, "Queue a tick", EVENTS_QUEUE, '{"event": "tick"}', assertQueue=True)
     settings = settings_node(f)
     state = code_node(
         f,

@@ -1,64 +1,111 @@
-// Alert state for the n8n consumers, kept in this workflow's static data. Events arrive one at a time
-// (the events queue is consumed with a parallel limit of 1), so the counts are never lost to two
-// executions writing at once. Rules (DESIGN "Alerts"):
-// - high frequency: at least alert_rate_threshold errors of one (backend, error_type) within alert_window s;
-// - persistent: errors of one (backend, error_type) going on for longer than alert_persistent_after s
-//   (no gap longer than alert_window between them);
-// - immediate: an error whose taxonomy row says alert "immediate" (quota, auth) fires at once.
-// Active alerts are re-sent every alert_resend_interval s and resolved (endsAt now) once their key had no
-// error for alert_window s. The output is the Alertmanager API v2 body; empty when nothing is due.
-const state = $getWorkflowStaticData('global');
-state.keys = state.keys || {};
-const now = Date.now() / 1000;
+// Alert state for the n8n consumer, the same rules as worker/alerting.py (AlertDetector), kept in this
+// workflow's static data. Events arrive one at a time (the events queue is consumed with a parallel
+// limit of 1), so no two executions ever write the counts at once. Per (backend, error_type):
+// - AIGenerationHighErrorRate (warning): at least alert_rate_threshold errors within alert_window_seconds;
+// - AIGenerationPersistentErrors (critical): an episode (no gap of alert_quiet_seconds) longer than
+//   alert_persistent_seconds;
+// - AIGenerationImmediateError (critical): an error whose taxonomy row says alert "immediate";
+// per backend: AIGenerationConsecutiveFailures (critical, error_type "any"): alert_consecutive_threshold
+// system-side failures in a row (a success or a user-side failure breaks the row).
+// Labels are exactly schemas/alerts.json's; active alerts are re-sent every alert_resend_seconds with an
+// endsAt ahead, and resolved (endsAt now) after alert_quiet_seconds without a matching error.
+// The output is the Alertmanager API v2 body; nothing when no alert is due.
 const cfg = settings;
+const state = $getWorkflowStaticData('global');
+const series = state.series || {};
+const streaks = state.streaks || {};
+const active = state.active || {};
+const now = Date.now() / 1000;
+const iso = (t) => new Date(t * 1000).toISOString();
+const remember = (samples, id) => [id, ...samples.filter((s) => s !== id)].slice(0, cfg.alert_sample_size);
 
-for (const item of $('Failure events').all()) {
-  const event = item.json;
-  if (event.event !== 'failure') continue;
-  const key = `${event.backend}|${event.error_type}`;
-  const entry = state.keys[key] || (state.keys[key] = {
-    backend: event.backend, error_type: event.error_type, times: [], samples: [], since: event.at, firing: {},
-  });
-  if (entry.times.length && event.at - entry.times[entry.times.length - 1] > cfg.alert_window) entry.since = event.at;
-  entry.times.push(event.at);
-  entry.samples = [event.request_id, ...entry.samples.filter((s) => s !== event.request_id)].slice(0, 5);
-  entry.immediate = entry.immediate || event.alert === 'immediate';
-  entry.last = event.at;
-}
-
-const RULES = {
-  AIGenerationHighErrorRate: { severity: 'warning', holds: (e) => e.times.length >= cfg.alert_rate_threshold },
-  AIGenerationPersistentErrors: { severity: 'critical', holds: (e) => e.last - e.since >= cfg.alert_persistent_after },
-  AIGenerationImmediateError: { severity: 'critical', holds: (e) => !!e.immediate },
-};
-
-const alerts = [];
-for (const [key, entry] of Object.entries(state.keys)) {
-  entry.times = entry.times.filter((t) => now - t <= cfg.alert_window);
-  const quiet = !entry.times.length;
-  if (quiet) entry.immediate = false;
-  for (const [alertname, rule] of Object.entries(RULES)) {
-    const labels = {
-      alertname, service: 'ai-generation', backend: entry.backend, error_type: entry.error_type,
-      severity: rule.severity, source: 'n8n',
-    };
-    const annotations = {
-      summary: `${entry.error_type} errors on the ${entry.backend} backend`,
-      count: String(entry.times.length), window_seconds: String(cfg.alert_window),
-      sample_request_ids: entry.samples.join(','),
-    };
-    const firing = entry.firing[alertname];
-    if (!quiet && rule.holds(entry)) {
-      if (!firing || now - firing.sent >= cfg.alert_resend_interval) {
-        const startsAt = firing ? firing.startsAt : new Date(now * 1000).toISOString();
-        entry.firing[alertname] = { startsAt, sent: now };
-        alerts.push({ labels, annotations, startsAt });
-      }
-    } else if (firing && quiet) {
-      alerts.push({ labels, annotations, startsAt: firing.startsAt, endsAt: new Date(now * 1000).toISOString() });
-      delete entry.firing[alertname];
+for (const item of $('Events').all()) {
+  const e = item.json;
+  if (e.event === 'success') {
+    delete streaks[e.backend];
+  } else if (e.event === 'failure') {
+    const key = `${e.backend}|${e.error_type}`;
+    let s = series[key];
+    if (!s || e.at - s.last >= cfg.alert_quiet_seconds) {
+      s = series[key] = { backend: e.backend, error_type: e.error_type, times: [], episode_start: e.at, last: e.at,
+        samples: [], immediate: false, total: 0 };
+    }
+    s.times.push(e.at);
+    s.last = e.at;
+    s.total += 1;
+    s.immediate = s.immediate || e.alert === 'immediate';
+    s.samples = remember(s.samples, e.request_id);
+    if (e.side === 'user') {
+      delete streaks[e.backend]; // the backend answered: not an outage
+    } else {
+      const k = streaks[e.backend] || (streaks[e.backend] = { count: 0, types: {}, samples: [], last: e.at });
+      k.count += 1;
+      k.types[e.error_type] = (k.types[e.error_type] || 0) + 1;
+      k.last = e.at;
+      k.samples = remember(k.samples, e.request_id);
     }
   }
-  if (quiet && !Object.keys(entry.firing).length) delete state.keys[key];
 }
+
+const holding = {};
+function hold(alertname, backend, errorType, severity, summary, notes) {
+  const labels = { alertname, service: cfg.alert_service, backend, error_type: errorType, severity };
+  holding[`${alertname}|${backend}|${errorType}`] = { labels, annotations: { summary, source: 'n8n', ...notes } };
+}
+for (const [key, s] of Object.entries(series)) {
+  s.times = s.times.filter((t) => now - t <= cfg.alert_window_seconds);
+  if (now - s.last >= cfg.alert_quiet_seconds) {
+    delete series[key];
+    continue;
+  }
+  const notes = {
+    count: String(s.times.length), window_seconds: String(cfg.alert_window_seconds), episode_errors: String(s.total),
+    episode_seconds: (s.last - s.episode_start).toFixed(0), sample_request_ids: s.samples.join(','),
+  };
+  if (s.times.length >= cfg.alert_rate_threshold)
+    hold('AIGenerationHighErrorRate', s.backend, s.error_type, 'warning',
+      `${s.times.length} ${s.error_type} errors on the ${s.backend} backend in ${cfg.alert_window_seconds}s`, notes);
+  if (s.last - s.episode_start >= cfg.alert_persistent_seconds)
+    hold('AIGenerationPersistentErrors', s.backend, s.error_type, 'critical',
+      `${s.error_type} errors on the ${s.backend} backend for ${notes.episode_seconds}s`, notes);
+  if (s.immediate)
+    hold('AIGenerationImmediateError', s.backend, s.error_type, 'critical',
+      `${s.error_type} on the ${s.backend} backend: needs attention now`, notes);
+}
+for (const [backend, k] of Object.entries(streaks)) {
+  if (now - k.last >= cfg.alert_quiet_seconds) {
+    delete streaks[backend];
+    continue;
+  }
+  if (k.count < cfg.alert_consecutive_threshold) continue;
+  const types = Object.entries(k.types).sort((a, b) => b[1] - a[1]);
+  hold('AIGenerationConsecutiveFailures', backend, 'any', 'critical', `${k.count} failures in a row on the ${backend} backend`,
+    { consecutive_failures: String(k.count), error_types: types.map(([t, n]) => `${t}=${n}`).join(','),
+      sample_request_ids: k.samples.join(',') });
+}
+
+const ahead = Math.max(3 * cfg.alert_resend_seconds, 30);
+const alerts = [];
+for (const [key, notice] of Object.entries(holding)) {
+  const current = active[key];
+  const startsAt = current ? current.startsAt : iso(now);
+  if (!current || now - current.sent >= cfg.alert_resend_seconds) {
+    active[key] = { labels: notice.labels, annotations: notice.annotations, startsAt, sent: now };
+    alerts.push({ labels: notice.labels, annotations: notice.annotations, startsAt, endsAt: iso(now + ahead) });
+  }
+}
+for (const [key, current] of Object.entries(active)) {
+  if (holding[key]) continue;
+  const [alertname, backend, errorType] = key.split('|');
+  const finished = alertname === 'AIGenerationConsecutiveFailures'
+    ? !streaks[backend] || streaks[backend].count < cfg.alert_consecutive_threshold
+    : !series[`${backend}|${errorType}`];
+  if (finished) {
+    alerts.push({ labels: current.labels, annotations: current.annotations, startsAt: current.startsAt, endsAt: iso(now) });
+    delete active[key];
+  }
+}
+state.series = series;
+state.streaks = streaks;
+state.active = active;
 return alerts.length ? [{ json: { alerts } }] : [];

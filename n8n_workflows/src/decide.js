@@ -38,7 +38,7 @@ const notify = {
 if (verdict.side === 'user') notify.specific_guidance = verdict.specific_guidance;
 else notify.retry_suggestion = verdict.retry_suggestion;
 const event = {
-  event: 'failure', backend: job.backend, error_type: verdict.error_type, alert: verdict.alert,
+  event: 'failure', backend: job.backend, error_type: verdict.error_type, side: verdict.side, alert: verdict.alert,
   request_id: job.request_id, at: Date.now() / 1000,
 };
 return [{ json: { retry: false, failure, notify, event } }];

@@ -37,17 +37,18 @@ const verdict = classify({ kind: 'other', message: why });
 const out = {
   alert: [{
     labels: {
-      alertname: 'AIGenerationN8nWorkflowError', service: 'ai-generation', backend,
-      error_type: verdict.error_type, severity: 'critical', source: 'n8n',
+      alertname: 'AIGenerationWorkflowError', service: settings.alert_service, backend,
+      error_type: verdict.error_type, severity: 'critical',
     },
     annotations: {
+      source: 'n8n',
       summary: `n8n workflow "${(trigger.workflow || {}).name}" failed at node "${where}"`,
       description: why,
       sample_request_ids: job ? job.request_id : '',
       execution_id: String(execution.id || ''),
     },
     startsAt: nowIso(),
-    endsAt: new Date(Date.now() + 1000 * settings.alert_resolve_after).toISOString(),
+    endsAt: new Date(Date.now() + 1000 * settings.alert_quiet_seconds).toISOString(),
   }],
 };
 if (job && REQUEST_ID.test(job.request_id || '')) {

@@ -82,7 +82,8 @@ try {
   if (output !== null) result.output = output;
   if (outputUrl) result.output_url = outputUrl;
   if (!('output' in result) && !('output_url' in result)) result.output = '';
-  return [{ json: { ...ctx, ok: true, result } }];
+  const event = { event: 'success', backend: job.backend, at: Date.now() / 1000 };
+  return [{ json: { ...ctx, ok: true, result, event } }];
 } catch (error) {
   return fail({ kind: 'other', message: `${error.name}: ${error.message}`.slice(0, 500) });
 }

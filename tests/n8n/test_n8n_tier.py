@@ -19,6 +19,7 @@ import pytest
 import aigen_contracts
 from tests.n8n.harness import N8n, credential_ids, missing_reason
 from tests.support import fake_openai
+from tests.support.alertmanager import Alertmanager
 from tests.support.fake_odoo import FakeOdoo
 from tests.support.rabbit import throwaway_vhost
 from worker import topology
@@ -33,6 +34,8 @@ TAXONOMY = aigen_contracts.load("error_taxonomy.json")
 SECRET = "n8n-tier-worker-secret"
 API_KEY = "sk-n8n-tier"
 RATE_THRESHOLD = 3
+QUIET_SECONDS = 6  # an alert resolves this long after its errors stop (plus the 10 s tick)
+ALERTS = aigen_contracts.load("alerts.json")
 
 
 class RefusingOdoo(FakeOdoo):
@@ -115,8 +118,6 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack():
-    from tests.n8n.alertmanager_local import LocalAlertmanager
-
     with (
         throwaway_vhost("aigen-n8n") as vhost,
         RefusingOdoo(SECRET) as odoo,
@@ -125,7 +126,7 @@ def stack():
         connection = vhost.connect()
         topology.declare(connection.channel())  # the quorum queue as Odoo and the worker declare it
         connection.close()
-        alertmanager = LocalAlertmanager().start()
+        alertmanager = Alertmanager().start()
         settings = {
             "AIGEN_ODOO_URL": odoo.url,
             "AIGEN_OPENAI_BASE_URL": openai.base_url,
@@ -133,7 +134,8 @@ def stack():
             "AIGEN_BACKOFF_INITIAL": "0.2",
             "AIGEN_BACKOFF_JITTER": "0.1",
             "AIGEN_ALERT_RATE_THRESHOLD": str(RATE_THRESHOLD),
-            "AIGEN_ALERT_WINDOW": "120",
+            "AIGEN_ALERT_WINDOW_SECONDS": "120",
+            "AIGEN_ALERT_QUIET_SECONDS": str(QUIET_SECONDS),
         }
         n8n = N8n(settings)
         try:
@@ -252,28 +254,39 @@ def test_invalid_input_is_a_user_failure_with_guidance_and_no_retry(stack):
     assert stack.odoo.invalid == []
 
 
-def test_a_burst_of_errors_raises_one_alert_at_alertmanager(stack):
+def test_a_burst_of_errors_raises_one_alert_at_alertmanager_resolved_when_they_stop(stack):
     stack.openai.on("[policy]", fake_openai.content_policy_violation())
     jobs = [new_job(f"burst {i} [policy]") for i in range(RATE_THRESHOLD)]
     for job in jobs:
         stack.publish(job)
     for job in jobs:
         assert stack.outcome(job)["by_path"]["/ai/generation/failure"]["error_type"] == "content_policy"
-    alert = stack.alertmanager.wait_for_alert(
-        alertname="AIGenerationHighErrorRate", backend="external", error_type="content_policy", source="n8n"
-    )
-    assert alert["status"] == "firing" and alert["labels"]["service"] == "ai-generation"
+    labels = {"alertname": "AIGenerationHighErrorRate", "backend": "external", "error_type": "content_policy"}
+    alert = stack.alertmanager.webhook.wait_for(status="firing", timeout=30, **labels)
+    # exactly the shared label set (schemas/alerts.json), so the worker's and Odoo's alert dedup with it
+    assert set(alert["labels"]) == set(ALERTS["labels"])
+    assert alert["labels"]["service"] == ALERTS["service"] and alert["labels"]["severity"] == "warning"
+    assert alert["annotations"]["source"] == "n8n"
     assert int(alert["annotations"]["count"]) >= RATE_THRESHOLD
     samples = set(alert["annotations"]["sample_request_ids"].split(","))
-    assert samples <= {j["generation_request_id"] for j in jobs} and samples
+    assert samples and samples <= {j["generation_request_id"] for j in jobs}
     # no alert per request: one alert for the (backend, error_type), whatever the number of failures
-    same = [
-        a
-        for a in stack.alertmanager.alerts_received()
-        if a["labels"]["alertname"] == "AIGenerationHighErrorRate"
-        and a["labels"]["error_type"] == "content_policy"
-    ]
-    assert len({a["fingerprint"] for a in same}) == 1
+    assert len({a["fingerprint"] for a in stack.alertmanager.webhook.alerts(**labels)}) == 1
+    resolved = stack.alertmanager.webhook.wait_for(status="resolved", timeout=QUIET_SECONDS + 30, **labels)
+    assert resolved["fingerprint"] == alert["fingerprint"]
+
+
+def test_an_immediate_error_type_alerts_at_once(stack):
+    stack.openai.on("[quota]", fake_openai.insufficient_quota())
+    job = new_job("once [quota]")
+    stack.publish(job)
+    failure = stack.outcome(job)["by_path"]["/ai/generation/failure"]
+    assert (failure["error_type"], failure["is_system_error"]) == ("quota_exhausted", True)
+    alert = stack.alertmanager.webhook.wait_for(
+        status="firing", timeout=30, alertname="AIGenerationImmediateError", error_type="quota_exhausted"
+    )
+    assert alert["labels"]["severity"] == "critical"
+    assert alert["annotations"]["sample_request_ids"] == job["generation_request_id"]
 
 
 def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflow(stack):
@@ -292,7 +305,10 @@ def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflo
     assert notify["user_message"] == TAXONOMY["messages"]["system"]
     assert notify["retry_suggestion"] == TAXONOMY["error_types"]["unknown"]["retry_suggestion"]
     assert out["state"].status == "failed"  # never charged: a system failure
-    alert = stack.alertmanager.wait_for_alert(alertname="AIGenerationN8nWorkflowError", source="n8n")
+    alert = stack.alertmanager.webhook.wait_for(
+        status="firing", timeout=30, alertname="AIGenerationWorkflowError"
+    )
+    assert set(alert["labels"]) == set(ALERTS["labels"]) and alert["annotations"]["source"] == "n8n"
     assert job["generation_request_id"] in alert["annotations"]["sample_request_ids"]
 
 
