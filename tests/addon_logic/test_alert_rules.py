@@ -3,6 +3,8 @@ from datetime import datetime, timedelta
 from aigen_pure import alerts
 from aigen_pure.alerts import AlertRules, Failure, evaluate
 
+import aigen_contracts
+
 NOW = datetime(2026, 11, 24, 12, 0, 0)
 KINDS = {"quota_exhausted": "immediate"}
 
@@ -55,7 +57,7 @@ def test_consecutive_system_failures_of_a_backend():
     assert evaluate(rules, [], ok_in_between, kind_of, NOW) == {}
     in_a_row = {"internal": [(False, "pod_error"), (False, "model_timeout"), (False, "pod_error")]}
     found = evaluate(rules, [], in_a_row, kind_of, NOW)
-    assert names(found) == [(alerts.ALERT_CONSECUTIVE, "multiple")]
+    assert names(found) == [(alerts.ALERT_CONSECUTIVE, "any")]
 
 
 def test_alertmanager_body():
@@ -67,3 +69,12 @@ def test_alertmanager_body():
         "startsAt": "2026-11-24T12:00:00.000000Z",
         "endsAt": "2026-11-24T12:05:00.000000Z",
     }
+
+
+def test_names_and_labels_follow_the_shared_alert_contract():
+    contract = aigen_contracts.load("alerts.json")
+    assert contract["service"] == alerts.SERVICE
+    for name in (alerts.ALERT_RATE, alerts.ALERT_IMMEDIATE, alerts.ALERT_CONSECUTIVE):
+        assert name in contract["alerts"], name
+    labels = alerts._labels(alerts.ALERT_RATE, "external", "unknown", "warning")
+    assert sorted(labels) == sorted(contract["labels"])

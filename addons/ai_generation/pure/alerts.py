@@ -4,7 +4,8 @@ Rules, evaluated over the failures of the last ``window_minutes``:
 - high frequency: at least ``rate_threshold`` failures of one (backend, error_type);
 - immediate: any failure of an error type whose taxonomy row says ``alert: immediate``;
 - persistent: the last ``consecutive_threshold`` outcomes of a backend were all system-side failures.
-Labels identify an alert, so the worker and Odoo raising the same one are deduplicated by Alertmanager.
+Labels identify an alert, so the worker and Odoo raising the same one are deduplicated by Alertmanager:
+names and labels follow the repo's schemas/alerts.json (checked by tests/addon_logic).
 """
 
 from collections import Counter, defaultdict
@@ -13,8 +14,8 @@ from datetime import timedelta
 
 SERVICE = "ai_generation"
 ALERT_RATE = "AIGenerationHighErrorRate"
-ALERT_IMMEDIATE = "AIGenerationCriticalError"
-ALERT_CONSECUTIVE = "AIGenerationPersistentFailures"
+ALERT_IMMEDIATE = "AIGenerationImmediateError"
+ALERT_CONSECUTIVE = "AIGenerationConsecutiveFailures"  # per backend: error_type label "any"
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,7 @@ def evaluate(rules, failures, recent_outcomes, alert_kind_of, now):
         last = outcomes[:k]
         if k > 0 and len(last) == k and all(not ok for ok, _ in last):
             kinds = Counter(error_type for _, error_type in last)
-            error_type = kinds.most_common(1)[0][0] if len(kinds) == 1 else "multiple"
-            alert = Alert(_labels(ALERT_CONSECUTIVE, backend, error_type, "critical"))
+            alert = Alert(_labels(ALERT_CONSECUTIVE, backend, "any", "critical"))
             alert.annotations = {
                 "summary": f"the last {k} requests on the {backend} backend all failed on our side",
                 "count": str(k),
