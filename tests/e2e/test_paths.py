@@ -280,19 +280,23 @@ def test_e_worker_killed_mid_job_is_redelivered_and_charged_once(stack, user):
 # ----------------------------------------------------------------------------------------------- (f)
 def test_f_odoo_down_while_the_worker_reports_lands_after_odoo_is_back(stack, user):
     marker = "[e2e-odoo-down]"
-    stack.fake.on(marker, fo.text("kept safe while Odoo was away", delay=2))
+    stack.fake.on(marker, fo.text("kept safe while Odoo was away"))
     before = balance(user)
     started = time.monotonic()
-    rid = user.generate(f"a haiku {marker}")
-    deadline = time.monotonic() + 30
-    while not provider_calls(stack, marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert provider_calls(stack, marker), "the worker never called the provider"
-    stack.stop_odoo()
-    down_at = time.monotonic()
-    # the answer comes while Odoo is down: the gateway answers 503, the worker retries, then parks it
-    during = requests.get(f"{stack.url}/api/v1/credits", timeout=10)
-    assert during.status_code == 503
+    stack.fake.hold()  # the provider answers only once Odoo is down
+    try:
+        rid = user.generate(f"a haiku {marker}")
+        deadline = time.monotonic() + 30
+        while not provider_calls(stack, marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert provider_calls(stack, marker), "the worker never called the provider"
+        stack.stop_odoo()
+        down_at = time.monotonic()
+        during = requests.get(f"{stack.url}/api/v1/credits", timeout=10)
+        assert during.status_code == 503  # the gateway's JSON 503: Odoo is away
+    finally:
+        stack.fake.release()
+    # the worker retries the result callback for AIGEN_CALLBACK_PATIENCE (2 s), then parks the outcome
     time.sleep(max(0.0, 6 - (time.monotonic() - down_at)))
     stack.start_odoo()
     back_at, back_wall = time.monotonic(), time.time()
