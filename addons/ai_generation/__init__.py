@@ -1,6 +1,6 @@
 import secrets
 
-from . import controllers, models
+from . import controllers, demo, models, report, wizard
 
 
 def post_init_hook(env):

@@ -15,7 +15,8 @@ KINDS = [
 ]
 
 
-def error_type_selection():
+def error_type_selection(_model=None):
+    """Selection values of error_type; Odoo calls it with the model, the code without arguments."""
     return [(name, name.replace("_", " ").capitalize()) for name in taxonomy()["error_types"]]
 
 

@@ -6,4 +6,5 @@ from . import (
     test_http_callbacks,
     test_ledger,
     test_security,
+    test_views,
 )
