@@ -8,7 +8,8 @@
    job), as a ratio to the raw pika figure of step 1.
 
 The fakes (AI and Odoo) run in this process, the worker in its own; its peak RSS is read from /proc.
-Usage: python bench/worker_throughput.py [--jobs 1000] [--fail-jobs 2000] [--raw 5000]
+Job seconds are progress callback to outcome callback as Odoo sees them (the AI's share is 1 s).
+Usage: python bench/worker_throughput.py [--jobs 1500] [--fail-jobs 2000] [--raw 5000]
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def start_worker(vhost, odoo: FakeOdoo, openai_api: ai.FakeOpenAI, log_file) -> 
     return subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, cwd=REPO)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -107,18 +113,21 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def run_phase(channel, odoo: FakeOdoo, messages: list[dict], timeout: float) -> float:
+def run_phase(channel, odoo: FakeOdoo, messages: list[dict], timeout: float, name: str = "") -> float:
     """Publish, wait until Odoo has every outcome; jobs/s from the first progress to the last outcome."""
     ids = [m["generation_request_id"] for m in messages]
     publish_many(
         channel, [json.dumps(m).encode() for m in messages], (topology.EXCHANGE, topology.ROUTING_KEY)
     )
     ends = time.monotonic() + timeout
+    pending = set(ids)
     while time.monotonic() < ends:
-        states = [odoo.state(i) for i in ids]
-        if all(s is not None and s.status in ("succeeded", "failed") for s in states):
+        pending = {
+            i for i in pending if (s := odoo.state(i)) is None or s.status not in ("succeeded", "failed")
+        }
+        if not pending:
             break
-        time.sleep(0.1)
+        time.sleep(0.25)
     else:
         raise RuntimeError("the worker did not finish the phase in time")
     wanted = set(ids)
@@ -126,12 +135,20 @@ def run_phase(channel, odoo: FakeOdoo, messages: list[dict], timeout: float) -> 
         calls = [c for c in odoo.calls if c.request_id in wanted]
     first = min(c.at for c in calls if c.path == "/ai/generation/progress")
     last = max(c.at for c in calls if c.path in ("/ai/generation/result", "/ai/generation/failure"))
+    started = {c.request_id: c.at for c in calls if c.path == "/ai/generation/progress"}
+    ended = {
+        c.request_id: c.at for c in calls if c.path in ("/ai/generation/result", "/ai/generation/failure")
+    }
+    spans = sorted(ended[i] - started[i] for i in ids)
+    if name:
+        print(f"{name}_job_seconds_median={spans[len(spans) // 2]:.3f}", flush=True)
+        print(f"{name}_job_seconds_p95={spans[int(len(spans) * 0.95)]:.3f}", flush=True)
     return len(ids) / (last - first)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=1000, help="success-path jobs (1 s each, 100 in flight)")
+    parser.add_argument("--jobs", type=int, default=1500, help="success-path jobs (1 s each, 100 in flight)")
     parser.add_argument("--fail-jobs", type=int, default=2000, help="failure-path jobs (instant 400)")
     parser.add_argument("--raw", type=int, default=5000, help="messages for the raw pika baseline")
     args = parser.parse_args()
@@ -145,6 +162,7 @@ def main() -> int:
         odoo.validate = False  # the tests validate every body; here the fake must not be the bottleneck
         openai_api.default = ai.text("a completion", delay=1.0)
         openai_api.on("[fail]", ai.invalid_value("size"))
+        openai_api.on("[warm]", ai.text("warm", delay=0.3))
 
         raw = raw_consume_ack(vhost, args.raw)
         print(f"raw_pika_consume_ack_msgs_per_s={raw:.1f}", flush=True)
@@ -154,17 +172,28 @@ def main() -> int:
         topology.declare(channel)
         worker = start_worker(vhost, odoo, openai_api, log_file)
         try:
-            warm = [job_message("warm-up [fail]") for _ in range(20)]
+            # warm-up: open the worker's 100 keep-alive connections to the fake AI and to Odoo
+            warm = [job_message("warm-up [warm]") for _ in range(IN_FLIGHT)]
             run_phase(channel, odoo, warm, 60)
 
             ok = [job_message(f"success {i}") for i in range(args.jobs)]
-            rate = run_phase(channel, odoo, ok, args.jobs / 20 + 60)
+            cpu_before, own_before = cpu_seconds(worker.pid), time.process_time()
+            rate = run_phase(channel, odoo, ok, args.jobs / 20 + 60, "success_path")
+            worker_cpu = (cpu_seconds(worker.pid) - cpu_before) / args.jobs
+            fakes_cpu = (time.process_time() - own_before) / args.jobs
+            print(f"success_path_worker_cpu_ms_per_job={worker_cpu * 1000:.2f}", flush=True)
+            print(f"success_path_fakes_cpu_ms_per_job={fakes_cpu * 1000:.2f}", flush=True)
             print(f"throughput_100_inflight_jobs_per_s={rate:.1f}", flush=True)
             print(f"throughput_ratio_to_ideal={rate / IN_FLIGHT:.3f}", flush=True)
             print(f"fake_ai_max_concurrent_requests={openai_api.max_in_flight}", flush=True)
 
             failing = [job_message(f"bad size [fail] {i}") for i in range(args.fail_jobs)]
-            fail_rate = run_phase(channel, odoo, failing, 120)
+            cpu_before, own_before = cpu_seconds(worker.pid), time.process_time()
+            fail_rate = run_phase(channel, odoo, failing, 120, "failure_path")
+            worker_cpu = (cpu_seconds(worker.pid) - cpu_before) / args.fail_jobs
+            fakes_cpu = (time.process_time() - own_before) / args.fail_jobs
+            print(f"failure_path_worker_cpu_ms_per_job={worker_cpu * 1000:.2f}", flush=True)
+            print(f"failure_path_fakes_cpu_ms_per_job={fakes_cpu * 1000:.2f}", flush=True)
             print(f"failure_path_jobs_per_s={fail_rate:.1f}", flush=True)
             print(f"failure_path_ratio_to_raw_pika={fail_rate / raw:.3f}", flush=True)
             print(f"peak_rss_mb={peak_rss_mb(worker.pid):.1f}", flush=True)

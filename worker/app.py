@@ -119,6 +119,7 @@ class Worker:
             self.metrics_server = self.metrics.serve(
                 self.config.metrics_port, self.config.metrics_host, health=self.healthy
             )
+            log.info("metrics and health served", extra={"metrics_url": self.metrics_server.url})
         if self.monitor:
             self.monitor.start()
         self.drainer.start()
@@ -128,8 +129,8 @@ class Worker:
             self.drainer.stop()
             if self.monitor:
                 self.monitor.stop()
-            if self.metrics_server is not None and hasattr(self.metrics_server, "shutdown"):
-                self.metrics_server.shutdown()
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
             self.reporter.close()
             log.info("worker stopped")
 

@@ -1,14 +1,16 @@
 """Exponential backoff with jitter, shared by the job retries, the callbacks and the reconnect loop.
 
-Built on tenacity's ``wait_exponential_jitter`` (initial * 2**(n-1) + uniform(0, jitter), capped) so
-the formula is the library's, not ours; only the Retry-After rule is added here.
+Built on tenacity's wait strategies (``wait_exponential`` + ``wait_random``: initial * 2**(n-1) plus
+uniform(0, jitter), capped) so the formula is the library's, not ours; only the Retry-After rule is
+added here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random
+from tenacity.wait import wait_base
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,10 @@ class Backoff:
     maximum: float = 30.0
     jitter: float = 1.0
 
+    def strategy(self) -> wait_base:
+        """The tenacity wait strategy (also used directly where tenacity runs the loop)."""
+        return wait_exponential(multiplier=self.initial, max=self.maximum) + wait_random(0, self.jitter)
+
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based).
 
@@ -24,9 +30,7 @@ class Backoff:
         """
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempt)
-        computed = wait_exponential_jitter(multiplier=self.initial, max=self.maximum, jitter=self.jitter)(
-            state
-        )
+        computed = min(self.maximum, self.strategy()(state))
         if retry_after is not None and retry_after > computed:
             return float(retry_after)
         return float(computed)

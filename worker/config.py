@@ -184,6 +184,21 @@ SECTION_HELP: dict[str, dict[str, str]] = {
         "api_error_tolerance": "Consecutive failed polls tolerated before giving up.",
         "log_tail_lines": "Lines of the pod log read for the result and for failure details.",
     },
+    "alert": {
+        "alertmanager_url": "Alertmanager base URL (API v2 is used); empty disables alerting.",
+        "window_seconds": "Window of the high-frequency rule.",
+        "rate_threshold": "N: errors of one (backend, error_type) within the window that raise an alert.",
+        "persistent_seconds": "T: errors going on for longer than this raise the persistent alert.",
+        "consecutive_threshold": "K: system-side failures in a row on one backend that raise an alert.",
+        "resend_seconds": "Active alerts are re-sent this often (endsAt set ahead of now).",
+        "eval_interval_seconds": "Seconds between evaluations of the rules.",
+        "quiet_seconds": "Without a matching error for this long, an alert resolves (endsAt now).",
+        "sample_size": "Sample request ids carried in an alert's annotations.",
+        "request_timeout": "Seconds per POST to Alertmanager.",
+        "service": "The alerts' service label.",
+        "generator_url": "Link shown as the alerts' source in Alertmanager.",
+        "extra_labels": 'Extra labels as a JSON object, e.g. {"instance": "worker-1"}.',
+    },
 }
 
 

@@ -16,7 +16,6 @@ import contextlib
 import functools
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ import pika
 import pika.exceptions
 
 from worker import topology
+from worker.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,9 @@ class Consumer:
     def run(self) -> None:
         """Consume until stop(); reconnects with backoff when the broker goes away."""
         failures = 0
+        reconnect = Backoff(
+            self.config.reconnect_initial, self.config.reconnect_max, self.config.reconnect_initial
+        )
         try:
             while not self._stopping.is_set():
                 try:
@@ -148,10 +151,7 @@ class Consumer:
                     self._connected.clear()
                     self._forget_in_flight()
                     failures += 1
-                    delay = min(
-                        self.config.reconnect_max, self.config.reconnect_initial * 2 ** (failures - 1)
-                    )
-                    delay += random.uniform(0, self.config.reconnect_initial)
+                    delay = reconnect.delay(failures)
                     log.warning(
                         "broker connection lost; reconnecting",
                         extra={"error": f"{type(exc).__name__}: {exc}", "retry_in": round(delay, 2)},
