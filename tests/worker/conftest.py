@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.support.alertmanager import alertmanager  # noqa: F401 - a fixture
 from tests.support.fake_odoo import FakeOdoo
 from tests.support.fake_openai import fake_openai  # noqa: F401 - a fixture
 from tests.support.rabbit import throwaway_vhost

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -214,3 +219,48 @@ def drain_queue(vhost, queue: str) -> list[tuple[Any, bytes]]:
             taken.append((properties, body))
     finally:
         conn.close()
+
+
+# -- the worker as a process (python -m worker) -------------------------------------------------------
+
+
+def spawn(vhost, odoo, fake_openai, log_path, **env):
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "AIGEN_AMQP_URL": vhost.url,
+        "AIGEN_ODOO_URL": odoo.url,
+        "AIGEN_WORKER_SECRET": SECRET,
+        "AIGEN_OPENAI_BASE_URL": fake_openai.base_url,
+        "AIGEN_OPENAI_API_KEY": "sk-test",
+        "AIGEN_METRICS_PORT": "0",
+        "AIGEN_CONNECTION_NAME": f"test-process-{os.getpid()}",
+        "AIGEN_RECONNECT_INITIAL": "0.2",
+        **env,
+    }
+    log_file = open(log_path, "w")  # noqa: SIM115 - handed to the child, closed by the test
+    process = subprocess.Popen(
+        [sys.executable, "-m", "worker"], env=environment, stdout=log_file, stderr=log_file
+    )
+    return process, log_file
+
+
+def log_lines(log_path):
+    lines = []
+    for line in log_path.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except ValueError:
+            lines.append({"message": line})
+    return lines
+
+
+def metrics_url(log_path):
+    return next((r["metrics_url"] for r in log_lines(log_path) if "metrics_url" in r), None)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback test server
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

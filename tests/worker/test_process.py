@@ -5,24 +5,22 @@ The process runs with the real openai client against the loopback fake AI, on a 
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
 from tests.support import fake_openai as ai
 from tests.worker.helpers import (
-    SECRET,
     RunningWorker,
     ScriptedBackend,
+    get,
     job_message,
+    log_lines,
+    metrics_url,
     publish,
     queue_depth,
+    spawn,
     wait_until,
     worker_config,
 )
@@ -42,48 +40,6 @@ def channel(vhost):
     ch.confirm_delivery()
     yield ch
     conn.close()
-
-
-def spawn(vhost, odoo, fake_openai, log_path, **env):
-    environment = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "AIGEN_AMQP_URL": vhost.url,
-        "AIGEN_ODOO_URL": odoo.url,
-        "AIGEN_WORKER_SECRET": SECRET,
-        "AIGEN_OPENAI_BASE_URL": fake_openai.base_url,
-        "AIGEN_OPENAI_API_KEY": "sk-test",
-        "AIGEN_METRICS_PORT": "0",
-        "AIGEN_CONNECTION_NAME": f"test-process-{os.getpid()}",
-        "AIGEN_RECONNECT_INITIAL": "0.2",
-        **env,
-    }
-    log_file = open(log_path, "w")  # noqa: SIM115 - handed to the child, closed by the test
-    process = subprocess.Popen(
-        [sys.executable, "-m", "worker"], env=environment, stdout=log_file, stderr=log_file
-    )
-    return process, log_file
-
-
-def log_lines(log_path):
-    lines = []
-    for line in log_path.read_text().splitlines():
-        try:
-            lines.append(json.loads(line))
-        except ValueError:
-            lines.append({"message": line})
-    return lines
-
-
-def metrics_url(log_path):
-    return next((r["metrics_url"] for r in log_lines(log_path) if "metrics_url" in r), None)
-
-
-def get(url):
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - loopback test server
-            return answer.status, answer.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def test_sigterm_lets_in_flight_jobs_finish_and_exits_cleanly(vhost, odoo, fake_openai, channel, tmp_path):

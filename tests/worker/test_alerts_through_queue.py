@@ -1,0 +1,82 @@
+"""Alerts end to end: failing jobs through RabbitMQ -> the worker process -> the real Alertmanager ->
+its webhook receiver (the notification Alertmanager sends is checked, not only the POST to it).
+"""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from tests.support import fake_openai as ai
+from tests.worker.helpers import job_message, metrics_url, publish, spawn, wait_until
+from worker import topology
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def channel(vhost):
+    conn = vhost.connect()
+    ch = conn.channel()
+    topology.declare(ch)
+    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
+        ch.queue_purge(queue)
+    ch.confirm_delivery()
+    yield ch
+    conn.close()
+
+
+def test_high_frequency_errors_fire_one_alert_that_resolves_when_quiet(
+    vhost, odoo, fake_openai, alertmanager, channel, tmp_path
+):
+    fake_openai.on("[down]", ai.unavailable())
+    fake_openai.on("[key]", ai.unauthorized())
+    process, log_file = spawn(
+        vhost,
+        odoo,
+        fake_openai,
+        tmp_path / "worker.log",
+        AIGEN_MAX_ATTEMPTS="1",
+        AIGEN_ALERT_ALERTMANAGER_URL=alertmanager.url,
+        AIGEN_ALERT_RATE_THRESHOLD="3",
+        AIGEN_ALERT_WINDOW_SECONDS="60",
+        AIGEN_ALERT_CONSECUTIVE_THRESHOLD="1000",
+        AIGEN_ALERT_EVAL_INTERVAL_SECONDS="0.2",
+        AIGEN_ALERT_RESEND_SECONDS="1",
+        AIGEN_ALERT_QUIET_SECONDS="3",
+    )
+    try:
+        wait_until(lambda: metrics_url(tmp_path / "worker.log"), 20, "worker started")
+        failing = [job_message(f"provider down [down] {i}") for i in range(5)]
+        for message in failing:
+            publish(channel, message)
+        labels = {"alertname": "AIGenerationHighErrorRate", "backend": "external"}
+        firing = alertmanager.webhook.wait_for(
+            status="firing", error_type="provider_unavailable", timeout=30, **labels
+        )
+        assert firing["labels"]["service"] and firing["labels"]["severity"]
+        sample = firing["annotations"]
+        assert any(m["generation_request_id"] in str(sample) for m in failing)
+        # no alert per request: one alert (one fingerprint) for the five failures
+        fingerprints = {
+            a["fingerprint"] for a in alertmanager.webhook.alerts(error_type="provider_unavailable", **labels)
+        }
+        assert len(fingerprints) == 1
+
+        publish(channel, job_message("bad key [key]"))
+        immediate = alertmanager.webhook.wait_for(
+            status="firing", error_type="provider_auth", backend="external", timeout=30
+        )
+        assert immediate["labels"]["alertname"] == "AIGenerationImmediateError"
+
+        # the errors stop: the alert is resolved (endsAt now), and Alertmanager says so
+        resolved = alertmanager.webhook.wait_for(
+            status="resolved", error_type="provider_unavailable", timeout=30, **labels
+        )
+        assert resolved["fingerprint"] in fingerprints
+        assert all(odoo.state(m["generation_request_id"]).status == "failed" for m in failing)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+        log_file.close()
