@@ -61,9 +61,13 @@ def test_parallel_requests_hold_exactly_what_the_credits_cover():
             0,
         )
         accepted = {body["request_id"] for status, body in answers if status == 202}
-        rows = psql(db, "SELECT uuid FROM ai_generation_request")
+        # the test user's rows only: a database with the addon's demo data holds other users' requests
+        mine = "user_id = (SELECT id FROM res_users WHERE login = 'ai_alice')"
+        rows = psql(db, f"SELECT uuid FROM ai_generation_request WHERE {mine}")
         assert {r[0] for r in rows} == accepted
-        holds = psql(db, "SELECT count(*), sum(hold_amount) FROM ai_credit_ledger_line WHERE kind = 'hold'")
+        holds = psql(
+            db, f"SELECT count(*), sum(hold_amount) FROM ai_credit_ledger_line WHERE kind = 'hold' AND {mine}"
+        )
         assert holds == [[str(COVERED), str(PRICE * COVERED)]]
         mismatched = psql(
             db,
