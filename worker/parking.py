@@ -8,9 +8,11 @@ bodies once Odoo answers; the AI call is never repeated and a repeat delivery is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
+import time
 from typing import Any
 
 import pika
@@ -71,58 +73,71 @@ class ParkedDrainer:
 
     def _run(self) -> None:
         wait = self.interval
+        conn = channel = None
         while not self.stop_event.is_set():
             try:
-                wait = self._drain_once(wait)
+                if conn is None or not conn.is_open:
+                    conn, channel = self._connect()
+                wait = self._drain_once(channel, wait)
+                self._pause(conn, wait)
             except (pika.exceptions.AMQPError, OSError) as exc:
                 log.warning("parked drainer lost the broker", extra={"error": f"{type(exc).__name__}: {exc}"})
+                conn = None
                 wait = min(self.max_interval, wait * 2)
-            self.stop_event.wait(wait)
+                self.stop_event.wait(wait)
+        if conn is not None and conn.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                conn.close()
 
-    def _drain_once(self, wait: float) -> float:
-        """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""
+    def _connect(self):
         params = connection_parameters(
             self.amqp_url, heartbeat=30, client_properties={"connection_name": self.connection_name}
         )
         conn = pika.BlockingConnection(params)
-        try:
-            channel = conn.channel()
-            topology.declare(channel)
-            channel.confirm_delivery()
-            while not self.stop_event.is_set():
-                method, _properties, body = channel.basic_get(topology.PARKED_QUEUE, auto_ack=False)
-                if method is None:
-                    return self.interval
-                try:
-                    payload = json.loads(body)
-                    self.reporter.deliver(callbacks_of(payload), patience=0)
-                except OdooUnavailable as exc:
-                    channel.basic_nack(method.delivery_tag, requeue=True)
-                    log.info("odoo still unavailable; parked outcomes wait", extra={"error": str(exc)})
-                    return min(self.max_interval, max(self.interval, wait * 2))
-                except (CallbackRejected, ValueError, KeyError, TypeError) as exc:
-                    # cannot ever be delivered: keep it, with the reason, where people look
-                    headers = {topology.REJECT_REASON_HEADER: f"parked outcome refused: {exc}"[:1000]}
-                    channel.basic_publish(
-                        "",
-                        topology.DLQ,
-                        body,
-                        pika.BasicProperties(
-                            content_type="application/json",
-                            headers=headers,
-                            delivery_mode=pika.DeliveryMode.Persistent,
-                        ),
-                    )
-                    channel.basic_ack(method.delivery_tag)
-                    log.error("parked outcome refused by odoo; moved to the DLQ", extra={"error": str(exc)})
-                    continue
-                channel.basic_ack(method.delivery_tag)
-                self.delivered += 1
-                log.info(
-                    "parked outcome delivered",
-                    extra={"request_id": payload.get("request_id"), "outcome": payload.get("outcome")},
+        channel = conn.channel()
+        topology.declare(channel)
+        channel.confirm_delivery()
+        return conn, channel
+
+    def _pause(self, conn, seconds: float) -> None:
+        """Wait ``seconds`` while keeping the connection's heartbeats going; ends early on stop."""
+        ends = time.monotonic() + seconds
+        while not self.stop_event.is_set() and (left := ends - time.monotonic()) > 0:
+            conn.process_data_events(time_limit=min(1.0, left))
+
+    def _drain_once(self, channel, wait: float) -> float:
+        """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""
+        while not self.stop_event.is_set():
+            method, _properties, body = channel.basic_get(topology.PARKED_QUEUE, auto_ack=False)
+            if method is None:
+                return self.interval
+            try:
+                payload = json.loads(body)
+                self.reporter.deliver(callbacks_of(payload), patience=0)
+            except OdooUnavailable as exc:
+                channel.basic_nack(method.delivery_tag, requeue=True)
+                log.info("odoo still unavailable; parked outcomes wait", extra={"error": str(exc)})
+                return min(self.max_interval, max(self.interval, wait * 2))
+            except (CallbackRejected, ValueError, KeyError, TypeError) as exc:
+                # cannot ever be delivered: keep it, with the reason, where people look
+                headers = {topology.REJECT_REASON_HEADER: f"parked outcome refused: {exc}"[:1000]}
+                channel.basic_publish(
+                    "",
+                    topology.DLQ,
+                    body,
+                    pika.BasicProperties(
+                        content_type="application/json",
+                        headers=headers,
+                        delivery_mode=pika.DeliveryMode.Persistent,
+                    ),
                 )
-            return self.interval
-        finally:
-            if conn.is_open:
-                conn.close()
+                channel.basic_ack(method.delivery_tag)
+                log.error("parked outcome refused by odoo; moved to the DLQ", extra={"error": str(exc)})
+                continue
+            channel.basic_ack(method.delivery_tag)
+            self.delivered += 1
+            log.info(
+                "parked outcome delivered",
+                extra={"request_id": payload.get("request_id"), "outcome": payload.get("outcome")},
+            )
+        return self.interval

@@ -215,3 +215,44 @@ def test_an_outcome_odoo_refuses_for_good_goes_to_the_dlq(vhost, odoo, channel):
     ((props, body),) = drain_queue(vhost, topology.DLQ)
     assert "odoo refused the outcome" in props.headers[topology.REJECT_REASON_HEADER]
     assert json.loads(body)["generation_request_id"] == message["generation_request_id"]
+
+
+def test_a_parked_outcome_odoo_refuses_for_good_moves_to_the_dlq(vhost, odoo, channel):
+    message = job_message("parked then refused")
+    odoo.down()
+    with start(vhost, odoo, ScriptedBackend(), callback_patience=0.3, drain_interval=0.2):
+        publish(channel, message)
+        wait_until(lambda: queue_depth(vhost, topology.PARKED_QUEUE) == 1, 20, "parked")
+        assert queue_depth(vhost, topology.DLQ) == 0
+        odoo.known_only = True  # Odoo comes back without this request: 404 for good
+        odoo.up()
+        wait_until(lambda: queue_depth(vhost, topology.DLQ) == 1, 20, "moved to the DLQ")
+    ((props, body),) = drain_queue(vhost, topology.DLQ)
+    assert "parked outcome refused" in props.headers[topology.REJECT_REASON_HEADER]
+    assert json.loads(body)["request_id"] == message["generation_request_id"]  # the outcome is kept
+    assert queue_depth(vhost, topology.PARKED_QUEUE) == 0
+
+
+def test_a_message_returned_too_often_is_dead_lettered_by_the_broker(vhost, channel):
+    """The delivery limit of the topology: a message that keeps coming back ends in the DLQ."""
+    from worker.consumer import Consumer, ConsumerConfig, Requeue
+
+    deliveries = []
+
+    def always_requeue(delivery):
+        deliveries.append(delivery.delivery_count)
+        return Requeue()
+
+    consumer = Consumer(
+        ConsumerConfig(vhost.url, max_in_flight=4, connection_name="limit-test"), always_requeue
+    )
+    thread = threading.Thread(target=consumer.run, daemon=True)
+    thread.start()
+    try:
+        publish(channel, job_message("poison"))
+        wait_until(lambda: queue_depth(vhost, topology.DLQ) == 1, 20, "dead-lettered by the broker")
+    finally:
+        consumer.stop()
+        thread.join(20)
+    assert len(deliveries) == 6  # the first delivery and five returns (x-delivery-limit 5)
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
