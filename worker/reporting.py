@@ -162,9 +162,28 @@ class OdooReporter:
 
     def deliver(
         self, callbacks: list[Callback] | tuple[Callback, ...], *, patience: float | None = None
-    ) -> list[dict]:
-        """Send an outcome's callbacks in order (failure before notify); answers in the same order."""
-        return [self.post(cb, patience=patience) for cb in callbacks]
+    ) -> list[dict | None]:
+        """Send an outcome's callbacks in order (failure before notify); answers in the same order.
+
+        A notify is skipped (answer None) when the callback before it found the request succeeded or
+        cancelled: "AI processing failed" would be false for it. A repeat of our own failure (same
+        event_id, status failed) still sends the notify, which is itself idempotent by event_id.
+        """
+        answers: list[dict | None] = []
+        for callback in callbacks:
+            previous = answers[-1] if answers else None
+            if callback.path == NOTIFY and previous and previous.get("status") in ("succeeded", "cancelled"):
+                log.info(
+                    "request not failed in odoo; user notification skipped",
+                    extra={
+                        "request_id": callback.body.get("generation_request_id"),
+                        "status": previous["status"],
+                    },
+                )
+                answers.append(None)
+                continue
+            answers.append(self.post(callback, patience=patience))
+        return answers
 
     def progress(self, callback: Callback, *, patience: float = 0.0) -> dict[str, Any] | None:
         """Best effort: progress must not hold the job up, so one try (by default) and None on failure."""

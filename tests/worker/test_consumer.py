@@ -126,9 +126,14 @@ def test_odoo_down_parks_the_outcome_and_the_drainer_delivers_it_later(vhost, od
     messages = [job_message("works"), job_message("user error")]
     ids = [m["generation_request_id"] for m in messages]
     odoo.down()
-    with start(vhost, odoo, backend, callback_patience=0.5, drain_interval=0.3) as running:
+    with start(vhost, odoo, backend, callback_patience=3, drain_interval=0.3) as running:
         for message in messages:
             publish(channel, message)
+        # while the callbacks are retried the jobs stay unacked: nothing is settled before Odoo has it
+        wait_until(lambda: len(backend.calls) == 2, 10, "AI called")
+        assert running.worker.consumer.in_flight == 2  # delivered, not acked
+        time.sleep(1)
+        assert running.worker.consumer.in_flight == 2 and odoo.calls == []
         # parked, and the jobs acked: the job queue does not hold them back
         wait_until(lambda: len(backend.calls) == 2 and running.worker.consumer.in_flight == 0, 20, "parked")
         assert queue_depth(vhost, topology.JOBS_QUEUE) == 0

@@ -8,6 +8,7 @@ import pytest
 from tests.worker.helpers import SECRET, job_message
 from worker.reporting import (
     FAILURE,
+    NOTIFY,
     PROGRESS,
     Callback,
     CallbackRejected,
@@ -141,3 +142,30 @@ def test_is_terminal_reads_status_and_conflicts():
     assert is_terminal({"terminal": True, "duplicate": True})
     assert not is_terminal({"status": "running", "duplicate": False})
     assert not is_terminal(None)
+
+
+def notify(request_id):
+    body = {
+        "generation_request_id": request_id,
+        "event_id": new_event_id("notify"),
+        "user_message": "AI processing failed. Please try again or adjust your parameters.",
+        "retry_suggestion": "Try again.",
+    }
+    return Callback(NOTIFY, body)
+
+
+def test_a_late_failure_for_a_cancelled_request_does_not_tell_the_user_it_failed(odoo):
+    request_id = rid()
+    odoo.register(request_id, status="cancelled")
+    answers = reporter_for(odoo).deliver([failure(request_id), notify(request_id)])
+    assert answers[0]["duplicate"] is True and answers[1] is None
+    assert odoo.state(request_id).notifications == []
+
+
+def test_a_replayed_outcome_still_delivers_its_notify(odoo):
+    rep, request_id = reporter_for(odoo), rid()
+    first = failure(request_id)
+    rep.post(first)  # delivered before Odoo went away; the notify was not
+    answers = rep.deliver([first, notify(request_id)])
+    assert answers[0]["duplicate"] is True and answers[1]["duplicate"] is False
+    assert len(odoo.state(request_id).notifications) == 1
