@@ -20,7 +20,7 @@ from ..pure.validation import GenerationInput
 DISPATCH_KEY = "ai_generation.dispatch_ids"
 
 TEXT, IMAGE = "text", "image"
-# (xml id suffix, user, backend, model, task, prompt, params, days ago, outcome)
+# (name, user, backend, model, task, prompt, params, days ago, outcome)
 SCENARIOS = [
     ("grant_admin", "admin", None, None, None, None, None, 20.0, ("grant", 200)),
     ("grant_marc", "marc", None, None, None, None, None, 20.0, ("grant", 100)),
@@ -265,23 +265,25 @@ class AiGenerationDemo(models.AbstractModel):
 
     @api.model
     def _load_demo(self, users):
-        """Play SCENARIOS for ``users`` ({'admin': id, 'marc': id, 'jane': id}); xml ids demo_<suffix>."""
+        """Play SCENARIOS for ``users`` ({'admin': id, 'marc': id, 'jane': id}).
+
+        The requests and lines get no xml ids: uninstalling would then delete them one by one, which
+        the ledger's restrict foreign keys refuse, instead of dropping the tables.
+        """
         Request = self.env["ai.generation.request"].sudo()
         Account = self.env["ai.credit.account"].sudo()
         now = fields.Datetime.now()
         in_flight, history = Request.browse(), []
-        for suffix, who, backend, model, task, prompt, params, days_ago, outcome in SCENARIOS:
+        for _name, who, backend, model, task, prompt, params, days_ago, outcome in SCENARIOS:
             user = self.env["res.users"].browse(users[who])
             when = now - timedelta(days=days_ago)
             if outcome[0] == "grant":
                 line = Account._for_user(user).action_grant(outcome[1], "welcome credits (demo)")
                 self._date_lines(line, when)
-                self._name_record(f"demo_ledger_{suffix}", line)
                 continue
             if outcome[0] == "adjust":
                 line = Account._for_user(user).action_adjust(outcome[1], outcome[2])
                 self._date_lines(line, when)
-                self._name_record(f"demo_ledger_{suffix}", line)
                 continue
             gen = GenerationInput(backend=backend, model=model, task=task, prompt=prompt, params=params)
             status, body, _replayed = Request._api_create(user, gen)
@@ -289,7 +291,6 @@ class AiGenerationDemo(models.AbstractModel):
             request = Request.search([("uuid", "=", body["request_id"])])
             self._keep_off_the_broker(request)
             self._play(request, outcome)
-            self._name_record(f"demo_request_{suffix}", request)
             history.append((request, when))
             if request.state in ("queued", "dispatched", "running"):
                 in_flight |= request
@@ -427,8 +428,3 @@ class AiGenerationDemo(models.AbstractModel):
             "UPDATE ai_credit_ledger_line SET date = %s WHERE id IN %s", (when, tuple(lines.ids))
         )
         self.env.invalidate_all()
-
-    def _name_record(self, name, record):
-        self.env["ir.model.data"]._update_xmlids(
-            [{"xml_id": f"ai_generation.{name}", "record": record, "noupdate": True}]
-        )
