@@ -51,6 +51,26 @@ SETTINGS = [
     ("backoff_initial", "AIGEN_BACKOFF_INITIAL", 1, "number"),
     ("backoff_max", "AIGEN_BACKOFF_MAX", 30, "number"),
     ("backoff_jitter", "AIGEN_BACKOFF_JITTER", 1, "number"),
+    # the internal backend: worker/backends/kubernetes_backend.py KubernetesConfig, same names and defaults
+    ("k8s_host", "AIGEN_K8S_HOST", "https://kubernetes.default.svc", "string"),
+    ("k8s_namespace", "AIGEN_K8S_NAMESPACE", "aigen", "string"),
+    ("k8s_image", "AIGEN_K8S_IMAGE", "registry.example/aigen-model:latest", "string"),
+    ("k8s_command", "AIGEN_K8S_COMMAND", "", "string"),
+    ("k8s_request_timeout", "AIGEN_K8S_REQUEST_TIMEOUT", 10, "number"),
+    ("k8s_job_name_prefix", "AIGEN_K8S_JOB_NAME_PREFIX", "aigen", "string"),
+    ("k8s_container_name", "AIGEN_K8S_CONTAINER_NAME", "model", "string"),
+    ("k8s_service_account", "AIGEN_K8S_SERVICE_ACCOUNT", "", "string"),
+    ("k8s_resources", "AIGEN_K8S_RESOURCES", "", "string"),
+    ("k8s_node_selector", "AIGEN_K8S_NODE_SELECTOR", "", "string"),
+    ("k8s_extra_env", "AIGEN_K8S_EXTRA_ENV", "", "string"),
+    ("k8s_active_deadline_seconds", "AIGEN_K8S_ACTIVE_DEADLINE_SECONDS", 900, "number"),
+    ("k8s_ttl_seconds_after_finished", "AIGEN_K8S_TTL_SECONDS_AFTER_FINISHED", 300, "number"),
+    ("k8s_backoff_limit", "AIGEN_K8S_BACKOFF_LIMIT", 0, "number"),
+    ("k8s_user_input_exit_code", "AIGEN_K8S_USER_INPUT_EXIT_CODE", 42, "number"),
+    ("k8s_poll_interval", "AIGEN_K8S_POLL_INTERVAL", 1, "number"),
+    ("k8s_pending_grace_seconds", "AIGEN_K8S_PENDING_GRACE_SECONDS", 120, "number"),
+    ("k8s_api_error_tolerance", "AIGEN_K8S_API_ERROR_TOLERANCE", 3, "number"),
+    ("k8s_log_tail_lines", "AIGEN_K8S_LOG_TAIL_LINES", 20, "number"),
     ("alertmanager_url", "AIGEN_ALERTMANAGER_URL", "http://127.0.0.1:9093", "string"),
     # the alert rules' settings: worker/alerting.py AlertConfig, same names and defaults
     ("alert_service", "AIGEN_ALERT_SERVICE", "ai_generation", "string"),
@@ -202,6 +222,7 @@ def http_node(
     full_response: bool = False,
     on_error: str | None = None,
     retries: int = 0,
+    response_format: str = "json",
 ) -> str:
     parameters: dict = {"method": method, "url": url}
     if credential == "odoo" or credential == "kubernetes":
@@ -215,7 +236,7 @@ def http_node(
     options: dict = {"timeout": timeout}
     if full_response:
         options["response"] = {
-            "response": {"fullResponse": True, "neverError": True, "responseFormat": "json"}
+            "response": {"fullResponse": True, "neverError": True, "responseFormat": response_format}
         }
     parameters["options"] = options
     extra: dict = {}
@@ -253,6 +274,16 @@ def rabbit_send(
         },
         credentials={"rabbitmq": dict(CREDENTIALS["rabbitmq"])},
     )
+
+
+K8S_JOBS_URL = (
+    "={{ $('Settings').first().json.k8s_host.replace(/\\/+$/, '') }}/apis/batch/v1/namespaces/"
+    "{{ encodeURIComponent($('Settings').first().json.k8s_namespace) }}/jobs"
+)
+K8S_PODS_URL = (
+    "={{ $('Settings').first().json.k8s_host.replace(/\\/+$/, '') }}/api/v1/namespaces/"
+    "{{ encodeURIComponent($('Settings').first().json.k8s_namespace) }}/pods"
+)
 
 
 def odoo_url(path: str) -> str:
@@ -297,7 +328,7 @@ def generation_workflow() -> dict:
         headers=[(REJECT_REASON_HEADER, "={{ $json.reason }}")],
         assertQueue=False,
     )
-    attempt = code_node(f, "Attempt", code(common, _js("attempt.js")))
+    attempt = code_node(f, "Attempt", code(common, _js("k8s_common.js"), _js("attempt.js")))
     route = switch_node(f, "Route", "={{ $json.route }}", ["run", "expired"])
     progress = http_node(
         f,
@@ -320,17 +351,74 @@ def generation_workflow() -> dict:
         full_response=True,
         on_error="continueErrorOutput",
     )
-    internal = code_node(
+    k8s_js = _js("k8s_common.js")
+    create_job = http_node(
         f,
-        "Internal backend",
-        code(
-            "// The internal (Kubernetes Job) backend is not part of these workflows yet: a system failure,",
-            "// so the user is not charged and is told to retry (the Python worker runs internal jobs).",
-            "const ctx = $input.first().json;",
-            "return [{ json: { ...ctx, ok: false, signal: { kind: 'other', message: 'backend \\'internal\\' "
-            "is not enabled on this n8n consumer' } } }];",
-        ),
+        "Create Job",
+        url="={{ $json.call.url }}",
+        body="={{ JSON.stringify($json.call.body) }}",
+        credential="kubernetes",
+        timeout="={{ $json.call.timeout_ms }}",
+        full_response=True,
+        on_error="continueErrorOutput",
     )
+    created = code_node(f, "Read create answer", code(common, k8s_js, _js("k8s_created.js")))
+    created_next = switch_node(f, "Job created?", "={{ $json.next }}", ["poll", "done"])
+    k8s_wait = f.add(
+        "Wait for the Job",
+        "n8n-nodes-base.wait",
+        1.1,
+        {"amount": "={{ $('Settings').first().json.k8s_poll_interval }}", "unit": "seconds"},
+        webhookId="00000000-0000-4000-8000-00000000b22b",
+    )
+    k8s_timeout = "={{ $('Settings').first().json.k8s_request_timeout * 1000 }}"
+    get_job = http_node(
+        f,
+        "Get Job",
+        method="GET",
+        url=K8S_JOBS_URL + "/{{ $json.k8s.name }}",
+        credential="kubernetes",
+        timeout=k8s_timeout,
+        full_response=True,
+        on_error="continueRegularOutput",
+    )
+    list_pods = http_node(
+        f,
+        "List Job pods",
+        method="GET",
+        url=K8S_PODS_URL + "?labelSelector=job-name%3D{{ $('Wait for the Job').first().json.k8s.name }}",
+        credential="kubernetes",
+        timeout=k8s_timeout,
+        full_response=True,
+        on_error="continueRegularOutput",
+    )
+    status = code_node(f, "Read Job status", code(common, k8s_js, _js("k8s_status.js")))
+    status_next = switch_node(f, "Job state", "={{ $json.next }}", ["poll", "log", "done"])
+    get_log = http_node(
+        f,
+        "Get pod log",
+        method="GET",
+        url=K8S_PODS_URL
+        + "/{{ $json.k8s.pod }}/log?container={{ $('Settings').first().json.k8s_container_name }}"
+        "&tailLines={{ $('Settings').first().json.k8s_log_tail_lines }}",
+        credential="kubernetes",
+        timeout=k8s_timeout,
+        full_response=True,
+        on_error="continueRegularOutput",
+        response_format="text",
+    )
+    read_log = code_node(f, "Read pod log", code(common, k8s_js, _js("k8s_log.js")))
+    delete_job = http_node(
+        f,
+        "Delete Job",
+        method="DELETE",
+        url=K8S_JOBS_URL + "/{{ $json.k8s.name }}?propagationPolicy=Background",
+        credential="kubernetes",
+        timeout=k8s_timeout,
+        full_response=True,
+        on_error="continueRegularOutput",  # the TTL removes it later; the outcome stands
+    )
+    k8s_outcome = code_node(f, "Job outcome", code(_js("k8s_outcome.js")))
     answer = code_node(f, "Read answer", code(common, _js("read_answer.js")))
     ok = if_node(f, "Succeeded?", "={{ $json.ok }}")
     result = http_node(
@@ -390,10 +478,21 @@ def generation_workflow() -> dict:
     f.link(route, classify, 1)
     f.chain(progress, still, backend)
     f.link(backend, provider, 0)
-    f.link(backend, internal, 1)
+    f.link(backend, create_job, 1)
+    f.link(create_job, created, 0)
+    f.link(create_job, created, 1)
+    f.link(created, created_next)
+    f.link(created_next, k8s_wait, 0)
+    f.link(created_next, ok, 1)
+    f.chain(k8s_wait, get_job, list_pods, status, status_next)
+    f.link(status_next, k8s_wait, 0)
+    f.link(status_next, get_log, 1)
+    f.link(status_next, delete_job, 2)
+    f.chain(get_log, read_log, delete_job)
+    f.link(delete_job, k8s_outcome)
+    f.link(k8s_outcome, ok)
     f.link(provider, answer, 0)
     f.link(provider, answer, 1)  # transport errors (refused, timeout) take the error output
-    f.link(internal, ok)
     f.link(answer, ok)
     f.link(ok, result, 0)
     f.link(result, success_event)

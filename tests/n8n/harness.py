@@ -24,6 +24,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "n8n_workflows"
 WORKFLOW_FILES = ("error_handler.json", "alerts.json", "generation.json")
+WORKFLOW_IDS = ("AigenErrorReport", "AigenAlertState0", "AigenGenerateJob")  # as in n8n_workflows/build.py
 
 
 def n8n_home() -> Path:
@@ -87,6 +88,8 @@ class N8n:
             N8N_LOG_LEVEL="warn",
             N8N_LOG_OUTPUT="console",
             EXECUTIONS_DATA_PRUNE="false",
+            # as many Code-node tasks at once as the trigger's parallel jobs (the default is 10)
+            N8N_RUNNERS_MAX_CONCURRENCY="16",
         )
         env.update(self.settings)
         env["AIGEN_N8N_API_URL"] = f"{self.url}/api/v1"
@@ -199,3 +202,76 @@ class N8n:
 
     def version(self) -> str:
         return self.cli("--version").strip().splitlines()[-1]
+
+
+def deploy(
+    vhost_name: str,
+    settings: dict[str, str],
+    *,
+    worker_secret: str,
+    openai_key: str,
+    openai_url: str,
+    k8s_token: str | None = None,
+) -> N8n:
+    """An n8n running the three workflows of n8n_workflows/ on ``vhost_name`` (the topology declared).
+
+    The documented path: credentials and workflows imported with the CLI, published, n8n started, then
+    the n8n API credential (for the error workflow) made from a fresh owner's API key.
+    """
+    ids = credential_ids()
+    n8n = N8n(settings)
+    try:
+        n8n.import_credentials(
+            [
+                {
+                    "id": ids["RabbitMQ"],
+                    "name": "RabbitMQ",
+                    "type": "rabbitmq",
+                    "data": {
+                        "hostname": "127.0.0.1",
+                        "port": 5672,
+                        "username": "guest",
+                        "password": "guest",
+                        "vhost": vhost_name,
+                        "ssl": False,
+                    },
+                },
+                {
+                    "id": ids["Odoo worker secret"],
+                    "name": "Odoo worker secret",
+                    "type": "httpBearerAuth",
+                    "data": {"token": worker_secret},
+                },
+                {
+                    "id": ids["Kubernetes token"],
+                    "name": "Kubernetes token",
+                    "type": "httpBearerAuth",
+                    "data": {"token": k8s_token or "not-configured"},
+                },
+                {
+                    "id": ids["OpenAI key"],
+                    "name": "OpenAI key",
+                    "type": "openAiApi",
+                    "data": {"apiKey": openai_key, "url": openai_url},
+                },
+            ]
+        )
+        n8n.import_workflows()
+        for workflow_id in WORKFLOW_IDS:
+            n8n.publish(workflow_id)
+        n8n.start()
+        key = n8n.create_api_key()
+        n8n.import_credentials(
+            [
+                {
+                    "id": ids["n8n API"],
+                    "name": "n8n API",
+                    "type": "n8nApi",
+                    "data": {"apiKey": key, "baseUrl": f"{n8n.url}/api/v1"},
+                }
+            ]
+        )
+    except BaseException:
+        n8n.close()
+        raise
+    return n8n

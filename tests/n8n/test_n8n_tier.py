@@ -17,9 +17,10 @@ import pika
 import pytest
 
 import aigen_contracts
-from tests.n8n.harness import N8n, credential_ids, missing_reason
+from tests.n8n.harness import deploy, missing_reason
 from tests.support import fake_openai
 from tests.support.alertmanager import Alertmanager
+from tests.support.fake_k8s import FakeKubernetes, oom_killed, user_input_exit
 from tests.support.fake_odoo import FakeOdoo
 from tests.support.rabbit import throwaway_vhost
 from worker import topology
@@ -122,6 +123,7 @@ def stack():
         throwaway_vhost("aigen-n8n") as vhost,
         RefusingOdoo(SECRET) as odoo,
         fake_openai.FakeOpenAI(api_key=API_KEY) as openai,
+        FakeKubernetes(auto=True) as k8s,
     ):
         connection = vhost.connect()
         topology.declare(connection.channel())  # the quorum queue as Odoo and the worker declare it
@@ -136,62 +138,30 @@ def stack():
             "AIGEN_ALERT_RATE_THRESHOLD": str(RATE_THRESHOLD),
             "AIGEN_ALERT_WINDOW_SECONDS": "120",
             "AIGEN_ALERT_QUIET_SECONDS": str(QUIET_SECONDS),
+            "AIGEN_K8S_HOST": k8s.host,
+            "AIGEN_K8S_NAMESPACE": "aigen-test",
+            "AIGEN_K8S_POLL_INTERVAL": "0.2",
         }
-        n8n = N8n(settings)
+        n8n = None
         try:
-            ids = credential_ids()
-            n8n.import_credentials(
-                [
-                    {
-                        "id": ids["RabbitMQ"],
-                        "name": "RabbitMQ",
-                        "type": "rabbitmq",
-                        "data": {
-                            "hostname": "127.0.0.1",
-                            "port": 5672,
-                            "username": "guest",
-                            "password": "guest",
-                            "vhost": vhost.name,
-                            "ssl": False,
-                        },
-                    },
-                    {
-                        "id": ids["Odoo worker secret"],
-                        "name": "Odoo worker secret",
-                        "type": "httpBearerAuth",
-                        "data": {"token": SECRET},
-                    },
-                    {
-                        "id": ids["OpenAI key"],
-                        "name": "OpenAI key",
-                        "type": "openAiApi",
-                        "data": {"apiKey": API_KEY, "url": openai.base_url},
-                    },
-                ]
-            )
-            n8n.import_workflows()
-            for workflow_id in ("AigenErrorReport", "AigenAlertState0", "AigenGenerateJob"):
-                n8n.publish(workflow_id)
-            n8n.start()
-            key = n8n.create_api_key()
-            n8n.import_credentials(
-                [
-                    {
-                        "id": ids["n8n API"],
-                        "name": "n8n API",
-                        "type": "n8nApi",
-                        "data": {"apiKey": key, "baseUrl": f"{n8n.url}/api/v1"},
-                    }
-                ]
+            n8n = deploy(
+                vhost.name,
+                settings,
+                worker_secret=SECRET,
+                openai_key=API_KEY,
+                openai_url=openai.base_url,
+                k8s_token=k8s.token,
             )
             s = Stack(vhost, odoo, openai, alertmanager, n8n)
+            s.k8s = k8s
             odoo.wait_for(
                 lambda: s.channel.queue_declare(topology.JOBS_QUEUE, passive=True).method.consumer_count, 60
             )
             yield s
             s.connection.close()
         finally:
-            n8n.close()
+            if n8n is not None:
+                n8n.close()
             alertmanager.stop()
 
 
@@ -310,6 +280,54 @@ def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflo
     )
     assert set(alert["labels"]) == set(ALERTS["labels"]) and alert["annotations"]["source"] == "n8n"
     assert job["generation_request_id"] in alert["annotations"]["sample_request_ids"]
+
+
+def test_internal_backend_runs_a_kubernetes_job_and_reports_its_result(stack):
+    job = new_job("a poem from the cluster", backend="internal")
+    stack.publish(job)
+    out = stack.outcome(job)
+    assert out["state"].status == "succeeded"
+    result = out["by_path"]["/ai/generation/result"]
+    assert result["backend"] == "internal" and result["output"]
+    created = [
+        j
+        for j in stack.k8s.created
+        if j["metadata"]["labels"]["aigen/request-id"] == job["generation_request_id"]
+    ]
+    assert len(created) == 1
+    spec = created[0]["spec"]
+    assert spec["template"]["spec"]["restartPolicy"] == "Never" and spec["backoffLimit"] == 0
+    assert any(d[1] == created[0]["metadata"]["name"] and d[2] == "Background" for d in stack.k8s.deleted)
+    assert stack.odoo.invalid == []
+
+
+def test_internal_backend_failures_are_classified_like_the_worker(stack):
+    stack.k8s.on("[oom]", oom_killed)
+    stack.k8s.on("[reject]", user_input_exit)
+    oom, rejected = (
+        new_job("huge [oom]", backend="internal"),
+        new_job("nonsense [reject]", backend="internal"),
+    )
+    stack.publish(oom)
+    stack.publish(rejected)
+    failure = stack.outcome(oom)["by_path"]["/ai/generation/failure"]
+    # pod_error: system side, retried once (the taxonomy's max_attempts 2)
+    assert (failure["error_type"], failure["is_system_error"], failure["error_code"], failure["attempt"]) == (
+        "pod_error",
+        True,
+        "OOMKilled",
+        2,
+    )
+    out = stack.outcome(rejected)
+    failure = out["by_path"]["/ai/generation/failure"]
+    assert (failure["error_type"], failure["is_user_error"], failure["attempt"]) == (
+        "model_rejected_input",
+        True,
+        1,
+    )
+    notify = out["by_path"]["/notify/generation-error"]
+    assert notify["specific_guidance"] == TAXONOMY["error_types"]["model_rejected_input"]["specific_guidance"]
+    assert stack.odoo.invalid == []
 
 
 def test_a_message_that_breaks_the_contract_goes_to_the_dead_letter_queue(stack):
