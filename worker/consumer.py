@@ -144,13 +144,14 @@ class Consumer:
         )
         try:
             while not self._stopping.is_set():
+                generation = self._generation
                 try:
                     self._run_connection()
-                    failures = 0
                 except _CONNECTION_ERRORS as exc:
                     self._connected.clear()
                     self._forget_in_flight()
-                    failures += 1
+                    # a connection that was up starts a new outage: back to the shortest delay
+                    failures = 1 if self._generation != generation else failures + 1
                     delay = reconnect.delay(failures)
                     log.warning(
                         "broker connection lost; reconnecting",

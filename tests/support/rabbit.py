@@ -6,7 +6,10 @@ other people's connections: every name is scoped by our vhost.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,3 +71,73 @@ def throwaway_vhost(prefix: str = "aigen-test") -> Iterator[Vhost]:
         yield vhost
     finally:
         rabbitmqctl("delete_vhost", vhost.name, "-q")
+
+
+class BrokerProxy:
+    """A loopback TCP proxy in front of the broker: ``cut()`` is the broker going away (open connections
+    dropped, new ones refused), ``restore()`` brings it back on the same port. Lets a test take "the
+    broker" down without touching the shared one."""
+
+    def __init__(self, target: tuple[str, int] = (HOST, PORT)):
+        self.target = target
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def url(self, vhost: Vhost) -> str:
+        return f"amqp://guest:guest@{HOST}:{self.port}/{quote(vhost.name, safe='')}"
+
+    def restore(self) -> BrokerProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((HOST, self.port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    start = restore
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept() (close alone does not)
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    stop = cut
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets.update((client, upstream))
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)

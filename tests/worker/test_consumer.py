@@ -11,6 +11,7 @@ import pika
 import pika.exceptions
 import pytest
 
+from tests.support.rabbit import BrokerProxy
 from tests.worker.helpers import (
     RunningWorker,
     ScriptedBackend,
@@ -260,4 +261,30 @@ def test_a_message_returned_too_often_is_dead_lettered_by_the_broker(vhost, chan
         consumer.stop()
         thread.join(20)
     assert len(deliveries) == 6  # the first delivery and five returns (x-delivery-limit 5)
+    assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
+
+
+def test_the_broker_going_away_and_coming_back_is_survived(vhost, odoo, channel):
+    """Through a proxy: connections dropped, then refused for a while, then the broker is back."""
+    backend = ScriptedBackend(default=lambda job: time.sleep(0.3) or GenerationOutput("ok", None, {}))
+    proxy = BrokerProxy().start()
+    before = [job_message(f"before the outage {i}") for i in range(5)]
+    during = [job_message(f"during the outage {i}") for i in range(5)]
+    try:
+        with start(vhost, odoo, backend, amqp_url=proxy.url(vhost)) as running:
+            for message in before:
+                publish(channel, message)
+            wait_until(lambda: backend.active >= 1, 10, "jobs in flight")
+            proxy.cut()
+            wait_until(lambda: not running.worker.healthy(), 10, "worker sees the outage")
+            for message in during:  # published straight to the broker while the worker cannot reach it
+                publish(channel, message)
+            time.sleep(1.5)  # a few refused reconnects
+            assert not running.worker.healthy()
+            proxy.restore()
+            ids = [m["generation_request_id"] for m in before + during]
+            wait_until(lambda: terminal_ids(odoo, ids), 30, "every job done after the outage")
+            assert running.worker.healthy()
+    finally:
+        proxy.cut()
     assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
