@@ -100,6 +100,9 @@ class AiGenerationRequest(models.Model):
     started_at = fields.Datetime(readonly=True)
     finished_at = fields.Datetime(readonly=True, index=True)
     ledger_line_ids = fields.One2many("ai.credit.ledger.line", "request_id", readonly=True)
+    credits_refunded = fields.Integer(
+        compute="_compute_credits_refunded", help="Given back by a manager (one refund per request)."
+    )
     event_ids = fields.One2many("ai.generation.event", "request_id", readonly=True)
 
     _sql_constraints = [
@@ -111,6 +114,12 @@ class AiGenerationRequest(models.Model):
             "Only a failed request has an error type.",
         ),
     ]
+
+    @api.depends("ledger_line_ids.amount", "ledger_line_ids.kind")
+    def _compute_credits_refunded(self):
+        for request in self:
+            lines = request.sudo().ledger_line_ids.filtered(lambda line: line.kind == "refund")
+            request.credits_refunded = sum(lines.mapped("amount"))
 
     # ------------------------------------------------------------------ creation (public API)
     @api.model

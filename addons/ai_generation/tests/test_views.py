@@ -6,7 +6,7 @@ import ast
 from collections import Counter
 
 from lxml import etree
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, TransactionCase, tagged
 
 from .common import IMAGE_MODEL, AiGenerationMixin
@@ -229,6 +229,12 @@ class TestViews(AiGenerationMixin, TransactionCase):
         refund.save().action_apply()
         self.assertBalance(self.alice, 15, 0)
         self.assertEqual(self.lines(request).mapped("kind"), ["hold", "capture", "refund"])
+        self.assertEqual(request.credits_refunded, 3)
+        again = Form(Wizard.with_context(default_request_id=request.id, default_operation="refund"))
+        again.reason = "twice"
+        with self.assertRaisesRegex(UserError, "already refunded"):
+            again.save().action_apply()
+        self.assertBalance(self.alice, 15, 0)
         self.assertLedgerInvariant()
 
     def test_wizard_is_for_managers(self):

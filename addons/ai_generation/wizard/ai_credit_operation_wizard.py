@@ -34,6 +34,14 @@ class AiCreditOperationWizard(models.TransientModel):
         if self.operation == "refund":
             if not self.request_id:
                 raise UserError(_("Choose the request to refund."))
+            if self.request_id.credits_refunded:
+                raise UserError(
+                    _(
+                        "Request %(id)s was already refunded (%(credits)s credits): one refund per request.",
+                        id=self.request_id.uuid,
+                        credits=self.request_id.credits_refunded,
+                    )
+                )
             line = self.request_id.action_refund(self.credits, self.reason)
         else:
             if not self.account_id:
