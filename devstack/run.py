@@ -198,6 +198,8 @@ def main(argv=None) -> int:
                 "AIGEN_WORKER_SECRET": secret,
                 "AIGEN_METRICS_PORT": str(args.metrics_port),
                 alert_url_env(): am_url,
+                # the addon's service label, so Alertmanager merges the worker's and Odoo's same alert
+                "AIGEN_ALERT_SERVICE": os.environ.get("AIGEN_ALERT_SERVICE", "ai_generation"),
             }
             worker_bin = str(Path(sys.executable).with_name("aigen-worker"))
             worker = procs.Child("worker", [worker_bin], env=worker_env).start()

@@ -243,3 +243,13 @@ def test_n8n_gets_the_settings_its_workflows_read():
     assert must_set - set(env) == set()
     assert {name for name in env if name.startswith("AIGEN_")} - set(read) == set()
     assert env["N8N_BLOCK_ENV_ACCESS_IN_NODE"] == "false"
+
+
+def test_worker_and_odoo_alerts_carry_the_same_service_label():
+    """Alertmanager merges the worker's and Odoo's copy of an alert only when every label is equal."""
+    addon_service = re.search(
+        r'^SERVICE = "([^"]+)"', (ADDON / "pure" / "alerts.py").read_text(), re.M
+    ).group(1)
+    assert env_of("worker")["AIGEN_ALERT_SERVICE"] == addon_service
+    rules = yaml.safe_load((DOCKER / "prometheus" / "alerts.yml").read_text())
+    assert {r["labels"]["service"] for g in rules["groups"] for r in g["rules"]} == {addon_service}
