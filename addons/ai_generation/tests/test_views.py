@@ -237,6 +237,20 @@ class TestViews(AiGenerationMixin, TransactionCase):
         self.assertBalance(self.alice, 15, 0)
         self.assertLedgerInvariant()
 
+    def test_wizard_explains_an_adjustment_below_the_held_credits(self):
+        self.grant(self.alice, 5)
+        self.new_request(self.alice)  # holds 3
+        adjust = Form(
+            self.env["ai.credit.operation.wizard"]
+            .with_user(self.manager)
+            .with_context(default_account_id=self.account(self.alice).id, default_operation="adjustment")
+        )
+        adjust.credits = -4
+        adjust.reason = "correction"
+        with self.assertRaisesRegex(UserError, "Not enough credits"):
+            adjust.save().action_apply()
+        self.assertBalance(self.alice, 5, 3)
+
     def test_wizard_is_for_managers(self):
         account = self.account(self.alice)
         wizard = (

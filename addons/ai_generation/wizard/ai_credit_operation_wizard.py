@@ -4,6 +4,8 @@
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
 
+from ..pure.errors import ApiError
+
 
 class AiCreditOperationWizard(models.TransientModel):
     _name = "ai.credit.operation.wizard"
@@ -48,7 +50,10 @@ class AiCreditOperationWizard(models.TransientModel):
                 raise UserError(_("Choose the credit account."))
             account = self.account_id
             post = account.action_grant if self.operation == "grant" else account.action_adjust
-            line = post(self.credits, self.reason)
+            try:
+                line = post(self.credits, self.reason)
+            except ApiError as exc:  # e.g. an adjustment below what is held: the API's words fit here too
+                raise UserError(exc.message) from exc
         return {
             "type": "ir.actions.act_window",
             "res_model": "ai.credit.ledger.line",
