@@ -18,13 +18,13 @@ from devstack import alertmanager, gateway
 from devstack.odoo import OdooHome
 from tests.e2e import stack as e2e
 from tests.e2e.bus import BusListener, login
+from tests.e2e.figures import FIGURES
 from tests.support import fake_openai as fo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.odoo, pytest.mark.slow, pytest.mark.timeout(600)]
 
 TAXONOMY = aigen_contracts.load("error_taxonomy.json")
 TERMINAL = {"succeeded", "failed", "cancelled"}
-FIGURES: dict[str, float] = {}
 BURST = 3  # failures of one (backend, error_type) that make the worker alert (AIGEN_ALERT_* below)
 
 
@@ -64,9 +64,6 @@ def stack():
         finally:
             s.stop()
     shutil.rmtree(tmp, ignore_errors=True)  # kept (logs inside) when the stack failed to start
-    print("\nE2E FIGURES")
-    for name, value in FIGURES.items():
-        print(f"  {name} = {value:.3f}")
 
 
 def alert_settings(s: e2e.Stack) -> dict[str, str]:
@@ -228,6 +225,9 @@ def test_b_invalid_input_is_free_while_warnings_last_then_charged(stack, user):
     first = user.generate(f"an image of size 1x99999 {marker}")
     warned = user.update(first, "failed", specific_guidance=guidance)
     FIGURES["path b invalid-input (warning) wall (s)"] = time.monotonic() - started
+    FIGURES["path b provider 400 -> guidance notification (s)"] = (
+        warned.received_at - provider_calls(stack, marker)[-1].received_at
+    )
     assert warned.payload["message"] == TAXONOMY["messages"]["user"]
     assert warned.payload["warning"] is True and warned.payload["credits_charged"] == 0
     assert balance(user) == before
