@@ -14,7 +14,7 @@ from collections.abc import Callable
 from worker.consumer import Ack, DeadLetter, Delivery, Disposition, Park, Requeue
 from worker.job import InvalidJob, parse_job
 from worker.parking import parked_payload
-from worker.processing import ALREADY_TERMINAL, INTERRUPTED, Processor
+from worker.processing import ALREADY_TERMINAL, INTERRUPTED, REFUSED, Processor
 from worker.reporting import CallbackRejected, OdooReporter, OdooUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,9 @@ class JobPipeline:
             return Requeue()
         if outcome.kind == ALREADY_TERMINAL:
             return Ack()
+        if outcome.kind == REFUSED:
+            self.observe("dead_lettered", outcome.backend, None, time.monotonic() - started)
+            return DeadLetter(f"odoo refused the job's progress callback: {outcome.reason}")
         error_type = outcome.error_type
         try:
             self.reporter.deliver(outcome.callbacks)

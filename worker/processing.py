@@ -19,7 +19,17 @@ from worker.backends.base import Backend, GenerationOutput
 from worker.backoff import Backoff
 from worker.classification import Classification, Signal, classify, signal_from_exception
 from worker.job import Job
-from worker.reporting import FAILURE, NOTIFY, PROGRESS, RESULT, Callback, is_terminal, new_event_id, now_iso
+from worker.reporting import (
+    FAILURE,
+    NOTIFY,
+    PROGRESS,
+    RESULT,
+    Callback,
+    CallbackRejected,
+    is_terminal,
+    new_event_id,
+    now_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +38,7 @@ FAILED_SYSTEM = "failed_system"
 FAILED_USER = "failed_user"
 ALREADY_TERMINAL = "already_terminal"  # Odoo says the request is finished: nothing to do
 INTERRUPTED = "interrupted"  # the worker is stopping: the job goes back to the queue untouched
+REFUSED = "refused"  # Odoo refused the progress callback for good (unknown request): no AI call
 
 _DETAIL_LIMIT = 2000
 
@@ -49,6 +60,7 @@ class Outcome:
     attempts: int
     callbacks: tuple[Callback, ...] = ()
     classification: Classification | None = None
+    reason: str | None = None  # why, for REFUSED
 
     @property
     def error_type(self) -> str | None:
@@ -98,7 +110,11 @@ class Processor:
             attempt += 1
             on_backend += 1
             ctx.update(backend=backend_name, attempt=attempt)
-            answer = self.reporter.progress(self._progress(job, backend_name, attempt))
+            try:
+                answer = self.reporter.progress(self._progress(job, backend_name, attempt))
+            except CallbackRejected as exc:
+                log.error("odoo refused the progress callback; no AI call", extra={**ctx, "error": str(exc)})
+                return Outcome(REFUSED, job.request_id, backend_name, attempt - 1, reason=str(exc))
             if is_terminal(answer):
                 log.info("request already terminal in Odoo; skipping", extra=ctx)
                 return Outcome(ALREADY_TERMINAL, job.request_id, backend_name, attempt - 1)

@@ -186,9 +186,11 @@ class OdooReporter:
         return answers
 
     def progress(self, callback: Callback, *, patience: float = 0.0) -> dict[str, Any] | None:
-        """Best effort: progress must not hold the job up, so one try (by default) and None on failure."""
+        """Best effort: progress must not hold the job up, so one try (by default) and None when Odoo
+        is unavailable. CallbackRejected still propagates: Odoo not knowing the request (404) is worth
+        knowing before paying for an AI call."""
         try:
             return self.post(callback, patience=patience)
-        except (OdooUnavailable, CallbackRejected) as exc:
+        except OdooUnavailable as exc:
             log.warning("progress callback not delivered", extra={"error": str(exc)})
             return None

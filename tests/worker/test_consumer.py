@@ -212,15 +212,35 @@ def test_a_request_odoo_already_finished_is_acked_without_an_ai_call(vhost, odoo
     assert backend.calls == [] and queue_depth(vhost, topology.JOBS_QUEUE) == 0
 
 
-def test_an_outcome_odoo_refuses_for_good_goes_to_the_dlq(vhost, odoo, channel):
+def test_a_job_odoo_does_not_know_goes_to_the_dlq_without_an_ai_call(vhost, odoo, channel):
     odoo.known_only = True  # Odoo does not know this request: 404
     message = job_message("unknown to odoo")
-    with start(vhost, odoo, ScriptedBackend()):
+    backend = ScriptedBackend()
+    with start(vhost, odoo, backend):
         publish(channel, message)
         wait_until(lambda: queue_depth(vhost, topology.DLQ) == 1, 20, "dead-lettered")
     ((props, body),) = drain_queue(vhost, topology.DLQ)
-    assert "odoo refused the outcome" in props.headers[topology.REJECT_REASON_HEADER]
+    assert "odoo refused the job's progress callback" in props.headers[topology.REJECT_REASON_HEADER]
     assert json.loads(body)["generation_request_id"] == message["generation_request_id"]
+    assert backend.calls == []
+
+
+def test_an_outcome_odoo_refuses_for_good_goes_to_the_dlq(vhost, odoo, channel):
+    message = job_message("refused at the end")
+    request_id = message["generation_request_id"]
+
+    def forget_the_request(job):  # Odoo loses the request while the AI works (e.g. a restored database)
+        odoo.known_only = True
+        with odoo._lock:
+            odoo.requests.pop(request_id, None)
+        return GenerationOutput("late", None, {})
+
+    with start(vhost, odoo, ScriptedBackend(default=forget_the_request)):
+        publish(channel, message)
+        wait_until(lambda: queue_depth(vhost, topology.DLQ) == 1, 20, "dead-lettered")
+    ((props, body),) = drain_queue(vhost, topology.DLQ)
+    assert "odoo refused the outcome (succeeded)" in props.headers[topology.REJECT_REASON_HEADER]
+    assert json.loads(body)["generation_request_id"] == request_id
 
 
 def test_a_parked_outcome_odoo_refuses_for_good_moves_to_the_dlq(vhost, odoo, channel):

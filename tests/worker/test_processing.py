@@ -19,6 +19,7 @@ from worker.processing import (
     FAILED_SYSTEM,
     FAILED_USER,
     INTERRUPTED,
+    REFUSED,
     SUCCEEDED,
     Processor,
 )
@@ -266,3 +267,10 @@ def test_the_job_dataclass_is_not_changed_by_fallback(odoo, reporter):
         max_attempts=1,
     )
     assert job.backend == "external" and dataclasses.is_dataclass(job)
+
+
+def test_a_request_odoo_does_not_know_is_refused_before_any_ai_call(odoo, reporter):
+    odoo.known_only = True
+    backend = ScriptedBackend()
+    outcome = run(backend, reporter, make_job())
+    assert outcome.kind == REFUSED and "404" in outcome.reason and backend.calls == []
