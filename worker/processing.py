@@ -118,57 +118,63 @@ class Processor:
             if is_terminal(answer):
                 log.info("request already terminal in Odoo; skipping", extra=ctx)
                 return Outcome(ALREADY_TERMINAL, job.request_id, backend_name, attempt - 1)
-            remaining = self._remaining(job)
-            backend = self.backends.get(backend_name)
-            started = time.monotonic()
-            try:
-                if remaining <= 0:
-                    raise _DeadlineReached
-                if backend is None:
-                    raise _BackendMissing(backend_name)
-                log.debug("attempt", extra={**ctx, "prompt": job.prompt, "params": job.params})
-                output = backend.generate(current_job, timeout=min(self.config.request_timeout, remaining))
-            except Exception as exc:
-                signal = self._signal(exc, job)
-                verdict = classify(signal)
-                self.monitor.record_failure(backend_name, verdict, job.request_id)
-                log.warning(
-                    "attempt failed",
-                    extra={
-                        **ctx,
-                        "error_type": verdict.error_type,
-                        "error_code": verdict.error_code,
-                        "side": verdict.side,
-                        "retryable": verdict.retryable,
-                        "provider_status": signal.status,
-                        "provider_request_id": signal.provider_request_id,
-                        "error": signal.message,
-                        "seconds": round(time.monotonic() - started, 3),
-                    },
-                )
-                cap = verdict.max_attempts or self.config.max_attempts
-                if verdict.retryable and on_backend < cap:
-                    delay = self.config.backoff.delay(on_backend, verdict.retry_after)
-                    if delay < self._remaining(job):
-                        if self.stop.wait(delay):
-                            return Outcome(INTERRUPTED, job.request_id, backend_name, attempt)
-                        continue
-                    log.info("no time left for another attempt before the deadline", extra=ctx)
-                fallback = None if fell_back else self._fallback_for(backend_name, verdict)
-                if fallback is not None and self._remaining(job) > 0:
-                    log.info("falling back to the other backend", extra={**ctx, "fallback": fallback[0]})
-                    backend_name, model = fallback
-                    current_job = dataclasses.replace(job, backend=backend_name, model=model)
-                    on_backend, fell_back = 0, True
+            tried = self._attempt(job, current_job, backend_name, ctx)
+            if isinstance(tried, GenerationOutput):
+                return self._succeeded(job, backend_name, attempt, tried)
+            signal, verdict = tried
+            cap = verdict.max_attempts or self.config.max_attempts
+            if verdict.retryable and on_backend < cap:
+                delay = self.config.backoff.delay(on_backend, verdict.retry_after)
+                if delay < self._remaining(job):
+                    if self.stop.wait(delay):
+                        return Outcome(INTERRUPTED, job.request_id, backend_name, attempt)
                     continue
-                return self._failed(job, backend_name, attempt, signal, verdict)
-            else:
-                self.monitor.record_success(backend_name)
-                log.info(
-                    "attempt succeeded",
-                    extra={**ctx, "seconds": round(time.monotonic() - started, 3)},
-                )
-                return self._succeeded(job, backend_name, attempt, output)
+                log.info("no time left for another attempt before the deadline", extra=ctx)
+            fallback = None if fell_back else self._fallback_for(backend_name, verdict)
+            if fallback is not None and self._remaining(job) > 0:
+                log.info("falling back to the other backend", extra={**ctx, "fallback": fallback[0]})
+                backend_name, model = fallback
+                current_job = dataclasses.replace(job, backend=backend_name, model=model)
+                on_backend, fell_back = 0, True
+                continue
+            return self._failed(job, backend_name, attempt, signal, verdict)
+
+    def _attempt(
+        self, job: Job, current_job: Job, backend_name: str, ctx: dict
+    ) -> GenerationOutput | tuple[Signal, Classification]:
+        """One AI call: its output, or the failure as (signal, classification), recorded and logged."""
+        remaining = self._remaining(job)
+        backend = self.backends.get(backend_name)
+        started = time.monotonic()
+        try:
+            if remaining <= 0:
+                raise _DeadlineReached
+            if backend is None:
+                raise _BackendMissing(backend_name)
+            log.debug("attempt", extra={**ctx, "prompt": job.prompt, "params": job.params})
+            output = backend.generate(current_job, timeout=min(self.config.request_timeout, remaining))
+        except Exception as exc:
+            signal = self._signal(exc, job)
+            verdict = classify(signal)
+            self.monitor.record_failure(backend_name, verdict, job.request_id)
+            log.warning(
+                "attempt failed",
+                extra={
+                    **ctx,
+                    "error_type": verdict.error_type,
+                    "error_code": verdict.error_code,
+                    "side": verdict.side,
+                    "retryable": verdict.retryable,
+                    "provider_status": signal.status,
+                    "provider_request_id": signal.provider_request_id,
+                    "error": _without_prompt(signal.message, job),
+                    "seconds": round(time.monotonic() - started, 3),
+                },
+            )
+            return signal, verdict
+        self.monitor.record_success(backend_name)
+        log.info("attempt succeeded", extra={**ctx, "seconds": round(time.monotonic() - started, 3)})
+        return output
 
     # -- helpers ---------------------------------------------------------------------------------------
 
@@ -226,11 +232,10 @@ class Processor:
     def _failed(
         self, job: Job, backend: str, attempt: int, signal: Signal, verdict: Classification
     ) -> Outcome:
-        detail = (
-            f"{verdict.error_type} on {backend} after {attempt} attempt(s): {signal.message or signal.kind}"
+        cause = signal.message or signal.kind
+        detail = _without_prompt(
+            f"{verdict.error_type} on {backend} after {attempt} attempt(s): {cause}", job
         )
-        if job.prompt and len(job.prompt) >= 8:  # a provider may quote the prompt back: never pass it on
-            detail = detail.replace(job.prompt, "[prompt]")
         failure = {
             "generation_request_id": job.request_id,
             "event_id": new_event_id("failure"),
@@ -277,6 +282,13 @@ class Processor:
             (Callback(FAILURE, failure), Callback(NOTIFY, notify)),
             verdict,
         )
+
+
+def _without_prompt(text: str | None, job: Job) -> str | None:
+    """A provider may quote the prompt back in its error message: never pass it on (logs, Odoo)."""
+    if text and job.prompt and len(job.prompt) >= 8:
+        return text.replace(job.prompt, "[prompt]")
+    return text
 
 
 class _DeadlineReached(Exception):
