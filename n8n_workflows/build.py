@@ -38,50 +38,224 @@ CREDENTIALS = {
     "n8n": {"id": "AigenN8nApiKey00", "name": "n8n API"},
 }
 
-# (name, environment variable, default, type): read by the "Settings" node of each workflow.
+# (name, environment variable, default, type, meaning): read by the "Settings" node of each workflow.
 # The AIGEN_* names and defaults are the Python worker's (worker/config.py) where it has the setting.
 SETTINGS = [
-    ("odoo_url", "AIGEN_ODOO_URL", "http://127.0.0.1:8069", "string"),
-    ("openai_base_url", "AIGEN_OPENAI_BASE_URL", "https://api.openai.com/v1", "string"),
-    ("openai_max_tokens_param", "AIGEN_OPENAI_MAX_TOKENS_PARAM", "max_tokens", "string"),
-    ("openai_image_response_format", "AIGEN_OPENAI_IMAGE_RESPONSE_FORMAT", "", "string"),
-    ("request_timeout", "AIGEN_REQUEST_TIMEOUT", 120, "number"),
-    ("callback_timeout", "AIGEN_CALLBACK_TIMEOUT", 10, "number"),
-    ("max_attempts", "AIGEN_MAX_ATTEMPTS", 3, "number"),
-    ("backoff_initial", "AIGEN_BACKOFF_INITIAL", 1, "number"),
-    ("backoff_max", "AIGEN_BACKOFF_MAX", 30, "number"),
-    ("backoff_jitter", "AIGEN_BACKOFF_JITTER", 1, "number"),
+    ("odoo_url", "AIGEN_ODOO_URL", "http://127.0.0.1:8069", "string", "Base URL of Odoo for the callbacks."),
+    (
+        "openai_base_url",
+        "AIGEN_OPENAI_BASE_URL",
+        "https://api.openai.com/v1",
+        "string",
+        "OpenAI-compatible API base URL (the key is the `OpenAI key` credential).",
+    ),
+    (
+        "openai_max_tokens_param",
+        "AIGEN_OPENAI_MAX_TOKENS_PARAM",
+        "max_tokens",
+        "string",
+        "Name under which params.max_tokens is sent (`max_completion_tokens` for newer OpenAI models).",
+    ),
+    (
+        "openai_image_response_format",
+        "AIGEN_OPENAI_IMAGE_RESPONSE_FORMAT",
+        "",
+        "string",
+        "`url` or `b64_json` for providers that accept response_format on images.",
+    ),
+    (
+        "request_timeout",
+        "AIGEN_REQUEST_TIMEOUT",
+        120,
+        "number",
+        "Longest single AI attempt in seconds; the job's deadline bounds it further.",
+    ),
+    ("callback_timeout", "AIGEN_CALLBACK_TIMEOUT", 10, "number", "Seconds per Odoo callback request."),
+    (
+        "max_attempts",
+        "AIGEN_MAX_ATTEMPTS",
+        3,
+        "number",
+        "Attempts for retryable errors (the taxonomy may set fewer).",
+    ),
+    (
+        "backoff_initial",
+        "AIGEN_BACKOFF_INITIAL",
+        1,
+        "number",
+        "First retry delay in seconds, doubled per attempt.",
+    ),
+    (
+        "backoff_max",
+        "AIGEN_BACKOFF_MAX",
+        30,
+        "number",
+        "Longest retry delay (a longer Retry-After still wins).",
+    ),
+    (
+        "backoff_jitter",
+        "AIGEN_BACKOFF_JITTER",
+        1,
+        "number",
+        "Random seconds (0..jitter) added to each delay.",
+    ),
     # the internal backend: worker/backends/kubernetes_backend.py KubernetesConfig, same names and defaults
-    ("k8s_host", "AIGEN_K8S_HOST", "https://kubernetes.default.svc", "string"),
-    ("k8s_namespace", "AIGEN_K8S_NAMESPACE", "aigen", "string"),
-    ("k8s_image", "AIGEN_K8S_IMAGE", "registry.example/aigen-model:latest", "string"),
-    ("k8s_command", "AIGEN_K8S_COMMAND", "", "string"),
-    ("k8s_request_timeout", "AIGEN_K8S_REQUEST_TIMEOUT", 10, "number"),
-    ("k8s_job_name_prefix", "AIGEN_K8S_JOB_NAME_PREFIX", "aigen", "string"),
-    ("k8s_container_name", "AIGEN_K8S_CONTAINER_NAME", "model", "string"),
-    ("k8s_service_account", "AIGEN_K8S_SERVICE_ACCOUNT", "", "string"),
-    ("k8s_resources", "AIGEN_K8S_RESOURCES", "", "string"),
-    ("k8s_node_selector", "AIGEN_K8S_NODE_SELECTOR", "", "string"),
-    ("k8s_extra_env", "AIGEN_K8S_EXTRA_ENV", "", "string"),
-    ("k8s_active_deadline_seconds", "AIGEN_K8S_ACTIVE_DEADLINE_SECONDS", 900, "number"),
-    ("k8s_ttl_seconds_after_finished", "AIGEN_K8S_TTL_SECONDS_AFTER_FINISHED", 300, "number"),
-    ("k8s_backoff_limit", "AIGEN_K8S_BACKOFF_LIMIT", 0, "number"),
-    ("k8s_user_input_exit_code", "AIGEN_K8S_USER_INPUT_EXIT_CODE", 42, "number"),
-    ("k8s_poll_interval", "AIGEN_K8S_POLL_INTERVAL", 1, "number"),
-    ("k8s_pending_grace_seconds", "AIGEN_K8S_PENDING_GRACE_SECONDS", 120, "number"),
-    ("k8s_api_error_tolerance", "AIGEN_K8S_API_ERROR_TOLERANCE", 3, "number"),
-    ("k8s_log_tail_lines", "AIGEN_K8S_LOG_TAIL_LINES", 20, "number"),
-    ("alertmanager_url", "AIGEN_ALERTMANAGER_URL", "http://127.0.0.1:9093", "string"),
+    (
+        "k8s_host",
+        "AIGEN_K8S_HOST",
+        "https://kubernetes.default.svc",
+        "string",
+        "Kubernetes API URL (the token is the `Kubernetes token` credential).",
+    ),
+    ("k8s_namespace", "AIGEN_K8S_NAMESPACE", "aigen", "string", "Namespace of the Jobs."),
+    (
+        "k8s_image",
+        "AIGEN_K8S_IMAGE",
+        "registry.example/aigen-model:latest",
+        "string",
+        "The model's container image.",
+    ),
+    (
+        "k8s_command",
+        "AIGEN_K8S_COMMAND",
+        "",
+        "string",
+        "Comma-separated container command (empty: the image's entrypoint).",
+    ),
+    ("k8s_request_timeout", "AIGEN_K8S_REQUEST_TIMEOUT", 10, "number", "Seconds per Kubernetes API call."),
+    ("k8s_job_name_prefix", "AIGEN_K8S_JOB_NAME_PREFIX", "aigen", "string", "Prefix of the Job names."),
+    (
+        "k8s_container_name",
+        "AIGEN_K8S_CONTAINER_NAME",
+        "model",
+        "string",
+        "Name of the model container (its log carries the result).",
+    ),
+    (
+        "k8s_service_account",
+        "AIGEN_K8S_SERVICE_ACCOUNT",
+        "",
+        "string",
+        "serviceAccountName of the pods (empty: the namespace default).",
+    ),
+    (
+        "k8s_resources",
+        "AIGEN_K8S_RESOURCES",
+        "",
+        "string",
+        'Container resources as JSON, e.g. {"limits": {"memory": "2Gi"}}.',
+    ),
+    ("k8s_node_selector", "AIGEN_K8S_NODE_SELECTOR", "", "string", "nodeSelector as JSON."),
+    ("k8s_extra_env", "AIGEN_K8S_EXTRA_ENV", "", "string", "Extra container environment as JSON."),
+    (
+        "k8s_active_deadline_seconds",
+        "AIGEN_K8S_ACTIVE_DEADLINE_SECONDS",
+        900,
+        "number",
+        "Ceiling of the Job's activeDeadlineSeconds (the job's remaining time lowers it).",
+    ),
+    (
+        "k8s_ttl_seconds_after_finished",
+        "AIGEN_K8S_TTL_SECONDS_AFTER_FINISHED",
+        300,
+        "number",
+        "ttlSecondsAfterFinished: cleans up if the Job is not deleted.",
+    ),
+    (
+        "k8s_backoff_limit",
+        "AIGEN_K8S_BACKOFF_LIMIT",
+        0,
+        "number",
+        "Job backoffLimit (0: the workflow owns retries).",
+    ),
+    (
+        "k8s_user_input_exit_code",
+        "AIGEN_K8S_USER_INPUT_EXIT_CODE",
+        42,
+        "number",
+        'Exit code by which the model says "bad input" (podFailurePolicy FailJob).',
+    ),
+    ("k8s_poll_interval", "AIGEN_K8S_POLL_INTERVAL", 1, "number", "Seconds between looks at the Job."),
+    (
+        "k8s_pending_grace_seconds",
+        "AIGEN_K8S_PENDING_GRACE_SECONDS",
+        120,
+        "number",
+        "How long a pod may sit in ImagePullBackOff / Unschedulable before the attempt fails.",
+    ),
+    (
+        "k8s_api_error_tolerance",
+        "AIGEN_K8S_API_ERROR_TOLERANCE",
+        3,
+        "number",
+        "Consecutive failed polls tolerated.",
+    ),
+    ("k8s_log_tail_lines", "AIGEN_K8S_LOG_TAIL_LINES", 20, "number", "Log lines read for the result."),
+    (
+        "alertmanager_url",
+        "AIGEN_ALERTMANAGER_URL",
+        "http://127.0.0.1:9093",
+        "string",
+        "Alertmanager base URL (API v2).",
+    ),
     # the alert rules' settings: worker/alerting.py AlertConfig, same names and defaults
-    ("alert_service", "AIGEN_ALERT_SERVICE", "ai_generation", "string"),
-    ("alert_window_seconds", "AIGEN_ALERT_WINDOW_SECONDS", 300, "number"),
-    ("alert_rate_threshold", "AIGEN_ALERT_RATE_THRESHOLD", 10, "number"),
-    ("alert_persistent_seconds", "AIGEN_ALERT_PERSISTENT_SECONDS", 600, "number"),
-    ("alert_consecutive_threshold", "AIGEN_ALERT_CONSECUTIVE_THRESHOLD", 5, "number"),
-    ("alert_resend_seconds", "AIGEN_ALERT_RESEND_SECONDS", 60, "number"),
-    ("alert_quiet_seconds", "AIGEN_ALERT_QUIET_SECONDS", 300, "number"),
-    ("alert_sample_size", "AIGEN_ALERT_SAMPLE_SIZE", 5, "number"),
-    ("n8n_api_url", "AIGEN_N8N_API_URL", "http://127.0.0.1:5678/api/v1", "string"),
+    (
+        "alert_service",
+        "AIGEN_ALERT_SERVICE",
+        "ai_generation",
+        "string",
+        "The alerts' service label (schemas/alerts.json).",
+    ),
+    ("alert_window_seconds", "AIGEN_ALERT_WINDOW_SECONDS", 300, "number", "Window of the error-rate rule."),
+    (
+        "alert_rate_threshold",
+        "AIGEN_ALERT_RATE_THRESHOLD",
+        10,
+        "number",
+        "N: errors of one (backend, error_type) within the window that raise an alert.",
+    ),
+    (
+        "alert_persistent_seconds",
+        "AIGEN_ALERT_PERSISTENT_SECONDS",
+        600,
+        "number",
+        "T: errors going on longer than this raise an alert.",
+    ),
+    (
+        "alert_consecutive_threshold",
+        "AIGEN_ALERT_CONSECUTIVE_THRESHOLD",
+        5,
+        "number",
+        "K: system-side failures in a row on one backend that raise an alert.",
+    ),
+    (
+        "alert_resend_seconds",
+        "AIGEN_ALERT_RESEND_SECONDS",
+        60,
+        "number",
+        "Active alerts are re-sent this often (endsAt set ahead).",
+    ),
+    (
+        "alert_quiet_seconds",
+        "AIGEN_ALERT_QUIET_SECONDS",
+        300,
+        "number",
+        "Without a matching error for this long, an alert resolves.",
+    ),
+    (
+        "alert_sample_size",
+        "AIGEN_ALERT_SAMPLE_SIZE",
+        5,
+        "number",
+        "Sample request ids carried in an alert's annotations.",
+    ),
+    (
+        "n8n_api_url",
+        "AIGEN_N8N_API_URL",
+        "http://127.0.0.1:5678/api/v1",
+        "string",
+        "This n8n's public API URL, for the error workflow (its key is the `n8n API` credential).",
+    ),
 ]
 
 
@@ -144,7 +318,7 @@ class Flow:
 
 def settings_node(flow: Flow) -> str:
     assignments = []
-    for i, (name, env, default, kind) in enumerate(SETTINGS):
+    for i, (name, env, default, kind, _meaning) in enumerate(SETTINGS):
         if kind == "number":
             value = f"={{{{ Number($env.{env} || {default}) }}}}"
         else:
@@ -638,10 +812,27 @@ WORKFLOWS = {
 }
 
 
+def settings_table() -> str:
+    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
+    for _name, env, default, _kind, meaning in SETTINGS:
+        shown = f"`{default}`" if default != "" else "(none)"
+        lines.append(f"| `{env}` | {shown} | {meaning} |")
+    return "\n".join(lines)
+
+
+def readme(current: str) -> str:
+    """README.md with its settings table rendered from SETTINGS (so the doc cannot drift)."""
+    start, end = "<!-- n8n-settings:start -->", "<!-- n8n-settings:end -->"
+    head, rest = current.split(start, 1)
+    return f"{head}{start}\n{settings_table()}\n{end}{rest.split(end, 1)[1]}"
+
+
 def render() -> dict[str, str]:
-    return {
+    files = {
         name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in WORKFLOWS.items()
     }
+    files["README.md"] = readme((HERE / "README.md").read_text(encoding="utf-8"))
+    return files
 
 
 def main(argv: list[str]) -> int:
