@@ -1,4 +1,5 @@
-"""Fixtures for the worker tests: a throwaway RabbitMQ vhost per module, a fresh fake Odoo per test."""
+"""Fixtures for the worker tests: a throwaway RabbitMQ vhost per module, a fresh fake Odoo and a clean
+publishing channel per test."""
 
 import pytest
 
@@ -7,6 +8,7 @@ from tests.support.fake_odoo import FakeOdoo
 from tests.support.fake_openai import fake_openai  # noqa: F401 - a fixture
 from tests.support.rabbit import throwaway_vhost
 from tests.worker.helpers import SECRET
+from worker import topology
 
 
 @pytest.fixture(scope="module")
@@ -19,3 +21,17 @@ def vhost():
 def odoo():
     with FakeOdoo(SECRET) as fake:
         yield fake
+
+
+@pytest.fixture
+def channel(vhost):
+    """A publishing channel on a clean topology (every queue of the vhost purged)."""
+    conn = vhost.connect()
+    ch = conn.channel()
+    topology.declare(ch)
+    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
+        ch.queue_purge(queue)
+    ch.confirm_delivery()
+    yield ch
+    if conn.is_open:  # a test may have had the broker close it
+        conn.close()

@@ -10,21 +10,8 @@ import pytest
 
 from tests.support import fake_openai as ai
 from tests.worker.helpers import job_message, metrics_url, publish, spawn, wait_until
-from worker import topology
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def channel(vhost):
-    conn = vhost.connect()
-    ch = conn.channel()
-    topology.declare(ch)
-    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
-        ch.queue_purge(queue)
-    ch.confirm_delivery()
-    yield ch
-    conn.close()
 
 
 def test_high_frequency_errors_fire_one_alert_that_resolves_when_quiet(

@@ -30,20 +30,6 @@ from worker.backends.base import GenerationOutput
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def channel(vhost):
-    """A publishing channel on a clean topology (every queue of the vhost purged)."""
-    conn = vhost.connect()
-    ch = conn.channel()
-    topology.declare(ch)
-    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
-        ch.queue_purge(queue)
-    ch.confirm_delivery()
-    yield ch
-    if conn.is_open:
-        conn.close()
-
-
 def start(vhost, odoo, backend, **overrides):
     backends = backend if isinstance(backend, dict) else {backend.name: backend}
     return RunningWorker(Worker(worker_config(vhost, odoo, **overrides), backends))

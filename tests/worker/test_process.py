@@ -30,18 +30,6 @@ from worker.app import Worker
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def channel(vhost):
-    conn = vhost.connect()
-    ch = conn.channel()
-    topology.declare(ch)
-    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
-        ch.queue_purge(queue)
-    ch.confirm_delivery()
-    yield ch
-    conn.close()
-
-
 def test_sigterm_lets_in_flight_jobs_finish_and_exits_cleanly(vhost, odoo, fake_openai, channel, tmp_path):
     fake_openai.default = ai.text("slow but fine", delay=1.5)
     log_path = tmp_path / "worker.log"
