@@ -5,7 +5,7 @@ import json
 import socket
 import uuid
 
-from odoo.tests import new_test_user
+from odoo.tests import TransactionCase, new_test_user
 
 from ..pure import contracts
 from ..pure.validation import GenerationInput
@@ -28,7 +28,7 @@ def event_id():
 
 
 class AiGenerationMixin:
-    """Use with TransactionCase or HttpCase; call ``cls._setup_ai_generation()`` in setUpClass."""
+    """Shared set-up and checks; ``cls._setup_ai_generation()`` in setUpClass (see AiGenerationCase)."""
 
     @classmethod
     def _setup_ai_generation(cls):
@@ -116,3 +116,12 @@ class AiGenerationMixin:
     def assertValid(self, schema_name, instance):
         errors = [e.message for e in contracts.validator(schema_name).iter_errors(instance)]
         self.assertEqual(errors, [], f"{schema_name}: {instance}")
+
+
+class AiGenerationCase(AiGenerationMixin, TransactionCase):
+    """A TransactionCase with the shared users, prices and settings in place."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls._setup_ai_generation()

@@ -9,10 +9,10 @@ import time
 import unittest
 
 import requests
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 
 from ..pure import alerts
-from .common import AiGenerationMixin, closed_port
+from .common import AiGenerationCase, closed_port
 
 CONFIG = """
 route:
@@ -56,11 +56,10 @@ def start_alertmanager():
 
 
 @tagged("at_install", "-post_install", "ai_generation")
-class TestAlerts(AiGenerationMixin, TransactionCase):
+class TestAlerts(AiGenerationCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls._setup_ai_generation()
         cls.am_process, cls.am_url, cls.am_dir = start_alertmanager()
         if cls.am_process:
             cls.addClassCleanup(shutil.rmtree, cls.am_dir, True)

@@ -1,23 +1,18 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """Worker outcomes applied to requests and credits (the service layer under the HTTP callbacks)."""
 
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 
 from ..pure import contracts
 from ..pure.errors import Conflict, IllegalTransitionError, NotFound, ValidationFailed
-from .common import TEXT_PRICE, AiGenerationMixin, event_id
+from .common import TEXT_PRICE, AiGenerationCase, event_id
 
 SYSTEM_MESSAGE = "AI processing failed. Please try again or adjust your parameters."
 USER_MESSAGE = "Invalid input detected. Please review your prompt/parameters."
 
 
 @tagged("at_install", "-post_install", "ai_generation")
-class TestCallbacks(AiGenerationMixin, TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls._setup_ai_generation()
-
+class TestCallbacks(AiGenerationCase):
     def setUp(self):
         super().setUp()
         self.grant(self.alice, 100)

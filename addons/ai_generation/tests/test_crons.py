@@ -2,18 +2,13 @@
 from datetime import timedelta
 
 from odoo import fields
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 
-from .common import IMAGE_MODEL, IMAGE_PRICE, TEXT_PRICE, AiGenerationMixin
+from .common import IMAGE_MODEL, IMAGE_PRICE, TEXT_PRICE, AiGenerationCase
 
 
 @tagged("at_install", "-post_install", "ai_generation")
-class TestCrons(AiGenerationMixin, TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls._setup_ai_generation()
-
+class TestCrons(AiGenerationCase):
     def setUp(self):
         super().setUp()
         self.grant(self.alice, 100)

@@ -1,20 +1,15 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 from odoo.exceptions import UserError
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
 
 from ..pure.errors import InsufficientCredits
-from .common import TEXT_PRICE, AiGenerationMixin
+from .common import TEXT_PRICE, AiGenerationCase
 
 
 @tagged("at_install", "-post_install", "ai_generation")
-class TestLedger(AiGenerationMixin, TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls._setup_ai_generation()
-
+class TestLedger(AiGenerationCase):
     def test_grant_and_hold_change_balance_and_held(self):
         self.grant(self.alice, 10)
         request = self.new_request(self.alice)

@@ -2,20 +2,15 @@
 import logging
 
 from odoo.exceptions import AccessError
-from odoo.tests import TransactionCase, tagged
+from odoo.tests import tagged
 
-from .common import AiGenerationMixin
+from .common import AiGenerationCase
 
 SECRET_PROMPT = "my-very-private-prompt-7f3a"
 
 
 @tagged("at_install", "-post_install", "ai_generation")
-class TestSecurity(AiGenerationMixin, TransactionCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls._setup_ai_generation()
-
+class TestSecurity(AiGenerationCase):
     def setUp(self):
         super().setUp()
         self.grant(self.alice, 50)

@@ -7,9 +7,9 @@ from collections import Counter
 
 from lxml import etree
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import Form, TransactionCase, tagged
+from odoo.tests import Form, tagged
 
-from .common import IMAGE_MODEL, AiGenerationMixin
+from .common import IMAGE_MODEL, AiGenerationCase
 
 USER_ACTIONS = (
     "ai_generation.ai_generation_request_action_my",
@@ -29,11 +29,10 @@ DEMO_STATES = {"queued", "dispatched", "running", "succeeded", "failed", "cancel
 
 
 @tagged("post_install", "-at_install")
-class TestViews(AiGenerationMixin, TransactionCase):
+class TestViews(AiGenerationCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls._setup_ai_generation()
         cls.admin = cls.env.ref("base.user_admin")
 
     # ------------------------------------------------------------------ helpers
