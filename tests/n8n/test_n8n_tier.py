@@ -8,10 +8,8 @@ a real Alertmanager whose webhook receiver records what it notifies.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
-import uuid
 
 import pika
 import pytest
@@ -23,6 +21,7 @@ from tests.support.alertmanager import Alertmanager
 from tests.support.fake_k8s import FakeKubernetes, oom_killed, user_input_exit
 from tests.support.fake_odoo import FakeOdoo
 from tests.support.rabbit import throwaway_vhost
+from tests.worker.helpers import job_message
 from worker import topology
 
 pytestmark = [
@@ -57,22 +56,8 @@ class RefusingOdoo(FakeOdoo):
 
 
 def new_job(prompt: str, **overrides) -> dict:
-    now = dt.datetime.now(dt.UTC)
-    job = {
-        "message_type": "AIGenerationJobRequested",
-        "version": 1,
-        "generation_request_id": str(uuid.uuid4()),
-        "backend": "external",
-        "model": "gpt-test",
-        "task": "text",
-        "prompt": prompt,
-        "params": {"max_tokens": 64},
-        "attempt": 1,
-        "deadline": (now + dt.timedelta(minutes=5)).isoformat(),
-        "created_at": now.isoformat(),
-    }
-    job.update(overrides)
-    return job
+    """A job as Odoo publishes it (the worker tests' builder), with a max_tokens the provider must see."""
+    return job_message(prompt, **{"params": {"max_tokens": 64}, **overrides})
 
 
 class Stack:
