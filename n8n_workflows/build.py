@@ -464,6 +464,47 @@ def odoo_url(path: str) -> str:
     return f"={{{{ $('Settings').first().json.odoo_url.replace(/\\/+$/, '') }}}}{path}"
 
 
+ALERTMANAGER_ALERTS_URL = (
+    "={{ $('Settings').first().json.alertmanager_url.replace(/\\/+$/, '') }}/api/v2/alerts"
+)
+
+
+def failure_callback(flow: Flow) -> str:
+    return http_node(
+        flow,
+        "Failure callback",
+        url=odoo_url("/ai/generation/failure"),
+        body="={{ JSON.stringify($json.failure) }}",
+        credential="odoo",
+        retries=3,
+    )
+
+
+def notify_callback(flow: Flow, source: str) -> str:
+    """The user's notice, as the ``source`` node worked it out."""
+    return http_node(
+        flow,
+        "Notify callback",
+        url=odoo_url("/notify/generation-error"),
+        body=f"={{{{ JSON.stringify($('{source}').first().json.notify) }}}}",
+        credential="odoo",
+        retries=3,
+    )
+
+
+def workflow(id_: str, name: str, flow: Flow, settings: dict) -> dict:
+    return {
+        "id": id_,
+        "name": name,
+        "nodes": flow.nodes,
+        "connections": flow.connections,
+        "settings": settings,
+        "active": False,
+        "pinData": {},
+        "tags": [],
+    }
+
+
 # --- the workflows -----------------------------------------------------------------------------------
 
 
@@ -620,22 +661,8 @@ def generation_workflow() -> dict:
         {"amount": "={{ $json.delay_s }}", "unit": "seconds"},
         webhookId="00000000-0000-4000-8000-00000000a11a",
     )
-    failure = http_node(
-        f,
-        "Failure callback",
-        url=odoo_url("/ai/generation/failure"),
-        body="={{ JSON.stringify($json.failure) }}",
-        credential="odoo",
-        retries=3,
-    )
-    notify = http_node(
-        f,
-        "Notify callback",
-        url=odoo_url("/notify/generation-error"),
-        body="={{ JSON.stringify($('Decide').first().json.notify) }}",
-        credential="odoo",
-        retries=3,
-    )
+    failure = failure_callback(f)
+    notify = notify_callback(f, "Decide")
     event = rabbit_send(
         f,
         "Failure event",
@@ -676,12 +703,11 @@ def generation_workflow() -> dict:
     f.link(wait, attempt)
     f.link(retry, failure, 1)
     f.chain(failure, notify, event)
-    return {
-        "id": GENERATION_ID,
-        "name": "AI generation: run jobs (n8n consumer)",
-        "nodes": f.nodes,
-        "connections": f.connections,
-        "settings": {
+    return workflow(
+        GENERATION_ID,
+        "AI generation: run jobs (n8n consumer)",
+        f,
+        {
             "executionOrder": "v1",
             "errorWorkflow": ERROR_ID,
             # failed executions are kept: the error workflow reads them to find the request
@@ -689,10 +715,7 @@ def generation_workflow() -> dict:
             "saveDataSuccessExecution": "none",
             "saveManualExecutions": False,
         },
-        "active": False,
-        "pinData": {},
-        "tags": [],
-    }
+    )
 
 
 def error_workflow() -> dict:
@@ -711,26 +734,12 @@ def error_workflow() -> dict:
     )
     report = code_node(f, "Build report", code(common, taxonomy_js(), _js("error_report.js")))
     has_request = if_node(f, "Request known?", "={{ !!$json.failure }}")
-    failure = http_node(
-        f,
-        "Failure callback",
-        url=odoo_url("/ai/generation/failure"),
-        body="={{ JSON.stringify($json.failure) }}",
-        credential="odoo",
-        retries=3,
-    )
-    notify = http_node(
-        f,
-        "Notify callback",
-        url=odoo_url("/notify/generation-error"),
-        body="={{ JSON.stringify($('Build report').first().json.notify) }}",
-        credential="odoo",
-        retries=3,
-    )
+    failure = failure_callback(f)
+    notify = notify_callback(f, "Build report")
     alert = http_node(
         f,
         "Alert",
-        url="={{ $('Settings').first().json.alertmanager_url.replace(/\\/+$/, '') }}/api/v2/alerts",
+        url=ALERTMANAGER_ALERTS_URL,
         body="={{ JSON.stringify($('Build report').first().json.alert) }}",
         retries=3,
     )
@@ -739,16 +748,12 @@ def error_workflow() -> dict:
     f.link(report, alert)
     f.link(has_request, failure, 0)
     f.link(failure, notify)
-    return {
-        "id": ERROR_ID,
-        "name": "AI generation: report unhandled errors",
-        "nodes": f.nodes,
-        "connections": f.connections,
-        "settings": {"executionOrder": "v1", "saveDataSuccessExecution": "none"},
-        "active": False,
-        "pinData": {},
-        "tags": [],
-    }
+    return workflow(
+        ERROR_ID,
+        "AI generation: report unhandled errors",
+        f,
+        {"executionOrder": "v1", "saveDataSuccessExecution": "none"},
+    )
 
 
 def alerts_workflow() -> dict:
@@ -787,22 +792,18 @@ def alerts_workflow() -> dict:
     post = http_node(
         f,
         "Post to Alertmanager",
-        url="={{ $('Settings').first().json.alertmanager_url.replace(/\\/+$/, '') }}/api/v2/alerts",
+        url=ALERTMANAGER_ALERTS_URL,
         body="={{ JSON.stringify($json.alerts) }}",
         retries=3,
     )
     f.link(ticker, tick)
     f.chain(events, settings, state, post)
-    return {
-        "id": ALERTS_ID,
-        "name": "AI generation: alert on persistent and frequent errors",
-        "nodes": f.nodes,
-        "connections": f.connections,
-        "settings": {"executionOrder": "v1", "saveDataSuccessExecution": "none"},
-        "active": False,
-        "pinData": {},
-        "tags": [],
-    }
+    return workflow(
+        ALERTS_ID,
+        "AI generation: alert on persistent and frequent errors",
+        f,
+        {"executionOrder": "v1", "saveDataSuccessExecution": "none"},
+    )
 
 
 WORKFLOWS = {
