@@ -460,6 +460,21 @@ K8S_PODS_URL = (
 )
 
 
+def k8s_call(flow: Flow, name: str, method: str, url: str, **options) -> str:
+    """A Kubernetes API call while a Job runs; a failed call goes on (the Code nodes read the answers)."""
+    return http_node(
+        flow,
+        name,
+        method=method,
+        url=url,
+        credential="kubernetes",
+        timeout="={{ $('Settings').first().json.k8s_request_timeout * 1000 }}",
+        full_response=True,
+        on_error="continueRegularOutput",
+        **options,
+    )
+
+
 def odoo_url(path: str) -> str:
     return f"={{{{ $('Settings').first().json.odoo_url.replace(/\\/+$/, '') }}}}{path}"
 
@@ -586,52 +601,28 @@ def generation_workflow() -> dict:
         {"amount": "={{ $('Settings').first().json.k8s_poll_interval }}", "unit": "seconds"},
         webhookId="00000000-0000-4000-8000-00000000b22b",
     )
-    k8s_timeout = "={{ $('Settings').first().json.k8s_request_timeout * 1000 }}"
-    get_job = http_node(
-        f,
-        "Get Job",
-        method="GET",
-        url=K8S_JOBS_URL + "/{{ $json.k8s.name }}",
-        credential="kubernetes",
-        timeout=k8s_timeout,
-        full_response=True,
-        on_error="continueRegularOutput",
-    )
-    list_pods = http_node(
+    get_job = k8s_call(f, "Get Job", "GET", K8S_JOBS_URL + "/{{ $json.k8s.name }}")
+    list_pods = k8s_call(
         f,
         "List Job pods",
-        method="GET",
-        url=K8S_PODS_URL + "?labelSelector=job-name%3D{{ $('Wait for the Job').first().json.k8s.name }}",
-        credential="kubernetes",
-        timeout=k8s_timeout,
-        full_response=True,
-        on_error="continueRegularOutput",
+        "GET",
+        K8S_PODS_URL + "?labelSelector=job-name%3D{{ $('Wait for the Job').first().json.k8s.name }}",
     )
     status = code_node(f, "Read Job status", code(common, k8s_js, _js("k8s_status.js")))
     status_next = switch_node(f, "Job state", "={{ $json.next }}", ["poll", "log", "done"])
-    get_log = http_node(
+    get_log = k8s_call(
         f,
         "Get pod log",
-        method="GET",
-        url=K8S_PODS_URL
+        "GET",
+        K8S_PODS_URL
         + "/{{ $json.k8s.pod }}/log?container={{ $('Settings').first().json.k8s_container_name }}"
         "&tailLines={{ $('Settings').first().json.k8s_log_tail_lines }}",
-        credential="kubernetes",
-        timeout=k8s_timeout,
-        full_response=True,
-        on_error="continueRegularOutput",
         response_format="text",
     )
     read_log = code_node(f, "Read pod log", code(common, k8s_js, _js("k8s_log.js")))
-    delete_job = http_node(
-        f,
-        "Delete Job",
-        method="DELETE",
-        url=K8S_JOBS_URL + "/{{ $json.k8s.name }}?propagationPolicy=Background",
-        credential="kubernetes",
-        timeout=k8s_timeout,
-        full_response=True,
-        on_error="continueRegularOutput",  # the TTL removes it later; the outcome stands
+    # a failed delete goes on too: the TTL removes the Job later; the outcome stands
+    delete_job = k8s_call(
+        f, "Delete Job", "DELETE", K8S_JOBS_URL + "/{{ $json.k8s.name }}?propagationPolicy=Background"
     )
     k8s_outcome = code_node(f, "Job outcome", code(_js("k8s_outcome.js")))
     answer = code_node(f, "Read answer", code(common, _js("read_answer.js")))
