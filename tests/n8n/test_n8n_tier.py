@@ -60,6 +60,11 @@ def new_job(prompt: str, **overrides) -> dict:
     return job_message(prompt, **{"params": {"max_tokens": 64}, **overrides})
 
 
+def sides(failure: dict) -> tuple:
+    """(error_type, is_system_error, is_user_error) of a failure callback."""
+    return failure["error_type"], failure["is_system_error"], failure["is_user_error"]
+
+
 class Stack:
     def __init__(self, vhost, odoo, openai, alertmanager, n8n):
         self.vhost, self.odoo, self.openai, self.alertmanager, self.n8n = (
@@ -172,11 +177,7 @@ def test_provider_503_is_retried_then_a_system_failure_with_a_retry_suggestion(s
     stack.publish(job)
     out = stack.outcome(job)
     failure = out["by_path"]["/ai/generation/failure"]
-    assert (failure["error_type"], failure["is_system_error"], failure["is_user_error"]) == (
-        "provider_unavailable",
-        True,
-        False,
-    )
+    assert sides(failure) == ("provider_unavailable", True, False)
     assert (
         failure["error_code"] == "http_503" and failure["provider_status"] == 503 and failure["attempt"] == 3
     )
@@ -196,11 +197,7 @@ def test_invalid_input_is_a_user_failure_with_guidance_and_no_retry(stack):
     stack.publish(job)
     out = stack.outcome(job)
     failure = out["by_path"]["/ai/generation/failure"]
-    assert (failure["error_type"], failure["is_system_error"], failure["is_user_error"]) == (
-        "invalid_input",
-        False,
-        True,
-    )
+    assert sides(failure) == ("invalid_input", False, True)
     notify = out["by_path"]["/notify/generation-error"]
     assert notify["user_message"] == TAXONOMY["messages"]["user"]
     assert notify["specific_guidance"] == TAXONOMY["error_types"]["invalid_input"]["specific_guidance"]
@@ -250,11 +247,7 @@ def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflo
     stack.publish(job)
     out = stack.outcome(job, timeout=90)
     failure = out["by_path"]["/ai/generation/failure"]
-    assert (failure["error_type"], failure["is_system_error"], failure["is_user_error"]) == (
-        "unknown",
-        True,
-        False,
-    )
+    assert sides(failure) == ("unknown", True, False)
     assert failure["error_code"] == "n8n_workflow_error" and "Result callback" in failure["detail"]
     notify = out["by_path"]["/notify/generation-error"]
     assert notify["user_message"] == TAXONOMY["messages"]["system"]
