@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.polling import wait_until
 from worker.job import validator_for
 
 SCHEMAS = {
@@ -129,13 +130,7 @@ class FakeOdoo:
             return self.requests.get(request_id)
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
-        ends = time.monotonic() + timeout
-        while time.monotonic() < ends:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"condition not met within {timeout}s")
+        return wait_until(predicate, timeout)
 
     def wait_terminal(self, request_id: str, timeout: float = 30.0) -> RequestState:
         return self.wait_for(

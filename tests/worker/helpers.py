@@ -11,12 +11,12 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pika
 
+from tests.support.polling import wait_until
 from worker import topology
 from worker.backends.base import BackendFailure, GenerationOutput
 from worker.backoff import Backoff
@@ -136,16 +136,6 @@ class ScriptedBackend:
         finally:
             with self._lock:
                 self.active -= 1
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    ends = time.monotonic() + timeout
-    while time.monotonic() < ends:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"{what} not met within {timeout}s")
 
 
 def worker_config(vhost, odoo, **overrides: Any):
