@@ -460,6 +460,20 @@ K8S_PODS_URL = (
 )
 
 
+def backend_call(flow: Flow, name: str, credential: str) -> str:
+    """The request the Attempt node prepared (``$json.call``); transport errors take the error output."""
+    return http_node(
+        flow,
+        name,
+        url="={{ $json.call.url }}",
+        body="={{ JSON.stringify($json.call.body) }}",
+        credential=credential,
+        timeout="={{ $json.call.timeout_ms }}",
+        full_response=True,
+        on_error="continueErrorOutput",
+    )
+
+
 def k8s_call(flow: Flow, name: str, method: str, url: str, **options) -> str:
     """A Kubernetes API call while a Job runs; a failed call goes on (the Code nodes read the answers)."""
     return http_node(
@@ -571,27 +585,9 @@ def generation_workflow() -> dict:
     )
     still = code_node(f, "Still wanted?", code(common, _js("still_wanted.js")))
     backend = switch_node(f, "Backend", "={{ $json.job.backend }}", ["external", "internal"])
-    provider = http_node(
-        f,
-        "Call provider",
-        url="={{ $json.call.url }}",
-        body="={{ JSON.stringify($json.call.body) }}",
-        credential="openai",
-        timeout="={{ $json.call.timeout_ms }}",
-        full_response=True,
-        on_error="continueErrorOutput",
-    )
+    provider = backend_call(f, "Call provider", "openai")
     k8s_js = _js("k8s_common.js")
-    create_job = http_node(
-        f,
-        "Create Job",
-        url="={{ $json.call.url }}",
-        body="={{ JSON.stringify($json.call.body) }}",
-        credential="kubernetes",
-        timeout="={{ $json.call.timeout_ms }}",
-        full_response=True,
-        on_error="continueErrorOutput",
-    )
+    create_job = backend_call(f, "Create Job", "kubernetes")
     created = code_node(f, "Read create answer", code(common, k8s_js, _js("k8s_created.js")))
     created_next = switch_node(f, "Job created?", "={{ $json.next }}", ["poll", "done"])
     k8s_wait = f.add(
