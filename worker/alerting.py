@@ -119,7 +119,9 @@ class AlertDetector:
     # input ----------
     def record_failure(
         self, backend: str, error_type: str, side: str, alert: str, request_id: str, now: float
-    ) -> None:
+    ) -> bool:
+        """Count one failure; True when it may start an alert that is not active yet (or end a streak
+        alert): only then is an evaluation due before the next periodic one."""
         config = self.config
         series = self._series.get((backend, error_type))
         if series is None or now - series.last >= config.quiet_seconds:
@@ -130,15 +132,34 @@ class AlertDetector:
         series.immediate = series.immediate or alert == "immediate"
         _remember(series.samples, request_id, config.sample_size)
         streak = self._streaks.setdefault(backend, _Streak())
+        streak_key = (CONSECUTIVE_FAILURES, backend, "any")
         if side == "user":  # the backend answered: not an outage
             streak.count = 0
             streak.types.clear()
             streak.samples.clear()
-            return
+            return self._may_start(series, backend, error_type) or streak_key in self._active
         streak.count += 1
         streak.types[error_type] += 1
         streak.last = now
         _remember(streak.samples, request_id, config.sample_size)
+        return self._may_start(series, backend, error_type) or (
+            streak.count >= config.consecutive_threshold and streak_key not in self._active
+        )
+
+    def _may_start(self, series: _Series, backend: str, error_type: str) -> bool:
+        # an over-estimate (the window is trimmed by evaluate): a needless evaluation, never a late alert
+        config, active = self.config, self._active
+        return (
+            (
+                len(series.times) >= config.rate_threshold
+                and (HIGH_ERROR_RATE, backend, error_type) not in active
+            )
+            or (
+                series.last - series.episode_start >= config.persistent_seconds
+                and (PERSISTENT_ERRORS, backend, error_type) not in active
+            )
+            or (series.immediate and (IMMEDIATE_ERROR, backend, error_type) not in active)
+        )
 
     def record_success(self, backend: str, now: float) -> None:
         self._streaks.pop(backend, None)
@@ -296,7 +317,7 @@ class AlertMonitor:
 
     def record_failure(self, backend: str, classification: Classification, request_id: str) -> None:
         with self._lock:
-            self.detector.record_failure(
+            due = self.detector.record_failure(
                 backend,
                 classification.error_type,
                 classification.side,
@@ -304,7 +325,10 @@ class AlertMonitor:
                 request_id,
                 self._clock(),
             )
-        self._wake.set()  # immediate alerts go out now, not at the next tick
+        # a new alert goes out now, not at the next tick; waking the loop on every failure cost a
+        # thread switch and an evaluation per failed job
+        if due:
+            self._wake.set()
 
     def record_success(self, backend: str) -> None:
         with self._lock:
