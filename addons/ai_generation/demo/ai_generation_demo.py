@@ -305,6 +305,8 @@ class AiGenerationDemo(models.AbstractModel):
     def _play(self, request, outcome):
         kind = outcome[0]
         if kind == "queue":
+            # stays queued: the outbox cron must not send a demo prompt to the configured provider
+            request.write({"dispatch_state": "held"})
             return
         self._mark_dispatched(request)
         if kind == "dispatch":

@@ -53,6 +53,18 @@ class TestCrons(AiGenerationCase):
         self.env["ai.generation.request"]._cron_dispatch_pending(min_age_seconds=3600)
         self.assertEqual(request.dispatch_attempts, 0)
 
+    def test_outbox_never_publishes_a_held_request_and_the_reaper_still_frees_its_credits(self):
+        held, pending = self.new_request(self.alice), self.new_request(self.alice)
+        held.sudo().write({"dispatch_state": "held"})
+        self.env["ai.generation.request"]._cron_dispatch_pending(min_age_seconds=0)
+        self.assertEqual((held.dispatch_attempts, held.dispatch_state), (0, "held"))
+        self.assertEqual(pending.dispatch_attempts, 1)  # tried (the test broker URL is unreachable)
+        self._expire(held)
+        self.env["ai.generation.request"]._cron_fail_expired()
+        self.assertEqual((held.state, held.error_side, held.credits_charged), ("failed", "system", 0))
+        self.assertBalance(self.alice, 100, TEXT_PRICE)  # only the pending request still holds
+        self.assertLedgerInvariant()
+
     def test_creation_schedules_a_publish_after_commit(self):
         request = self.new_request(self.alice)
         self.assertIn(request.id, self.env.cr.postcommit.data["ai_generation.dispatch_ids"])

@@ -269,6 +269,8 @@ class TestViews(AiGenerationCase):
         users = jane | self.env.ref("base.user_demo") | self.admin
         requests = self.env["ai.generation.request"].search([("user_id", "in", users.ids)])
         self.assertEqual(set(requests.mapped("state")), DEMO_STATES)
+        # nothing of the demo is left for the outbox cron to publish to a real provider
+        self.assertFalse(requests.filtered(lambda r: r.dispatch_state == "pending"))
         failed = requests.filtered(lambda r: r.state == "failed")
         self.assertTrue(failed.filtered(lambda r: r.error_side == "system" and not r.credits_charged))
         self.assertTrue(failed.filtered(lambda r: r.error_side == "user" and r.is_warning))
