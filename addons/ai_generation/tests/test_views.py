@@ -266,6 +266,9 @@ class TestViews(AiGenerationCase):
         jane = self.env.ref("ai_generation.demo_user_jane", raise_if_not_found=False)
         if not jane:
             self.skipTest("demo data not loaded")
+        # the README tells a new user to log in as her: the demo password must work
+        credential = {"type": "password", "password": "jane.ai"}
+        jane.with_user(jane)._check_credentials(credential, {"interactive": True})
         users = jane | self.env.ref("base.user_demo") | self.admin
         requests = self.env["ai.generation.request"].search([("user_id", "in", users.ids)])
         self.assertEqual(set(requests.mapped("state")), DEMO_STATES)
