@@ -1,0 +1,52 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""Short transactions of their own, in READ COMMITTED, for every write that contends.
+
+Odoo runs each HTTP request and cron in REPEATABLE READ: a row that two transactions update at once (a
+credit account, a request written by the dispatcher and a callback) raises "could not serialize access
+due to concurrent update", which Odoo answers by sleeping up to 2^n s and replaying the whole request,
+with the failed query logged at ERROR. A ``SELECT ... FOR UPDATE`` does not help there, because the
+snapshot is older than the lock. In READ COMMITTED the same lock simply waits for the other transaction
+and then reads its committed row: contention costs the length of the other transaction, not a replay.
+
+So every money movement and every state change runs through :func:`run_in_own_transaction`: a new cursor
+whose first statement sets READ COMMITTED, the rows locked in one order (request, then account), work
+done, committed before the caller answers. The caller's own transaction only reads.
+
+In test mode (one shared test cursor for the whole test), a savepoint in that cursor stands in.
+"""
+
+import logging
+import random
+import time
+
+from psycopg2.extensions import TransactionRollbackError
+
+_logger = logging.getLogger(__name__)
+
+# Deadlocks cannot happen with one lock order, and READ COMMITTED raises no serialization failure on
+# row updates; the retry is a safety net for what PostgreSQL may still roll back.
+MAX_TRIES = 3
+
+
+def run_in_own_transaction(env, func, *args, **kwargs):
+    """``func(own_env, *args, **kwargs)`` in a READ COMMITTED transaction of its own, committed on return.
+
+    ``own_env`` has the caller's user, context and superuser flag on the new cursor. Whatever the caller
+    needs from the work (an API body, a callback answer) must be built inside ``func``: the caller's
+    snapshot may not see what was committed here.
+    """
+    registry = env.registry
+    if registry.in_test_mode():
+        with env.cr.savepoint():
+            return func(env, *args, **kwargs)
+    for attempt in range(1, MAX_TRIES + 1):
+        try:
+            with registry.cursor() as cr:
+                cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                return func(env(cr=cr), *args, **kwargs)
+        except TransactionRollbackError as exc:
+            if attempt == MAX_TRIES:
+                raise
+            _logger.info("own transaction rolled back by PostgreSQL (%s); try %d again", exc.pgcode, attempt)
+            time.sleep(random.uniform(0, 0.05 * attempt))
+    raise AssertionError("unreachable")
