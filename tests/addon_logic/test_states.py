@@ -22,3 +22,11 @@ def test_no_way_back_and_no_unknown_states():
     assert not states.can_move("running", "queued")
     assert not states.can_move("dispatched", "queued")
     assert not states.can_move("queued", "exploded")
+
+
+def test_allowed_sources_mirror_the_transitions():
+    assert states.allowed_sources("dispatched") == {"queued"}
+    assert states.allowed_sources("running") == {"queued", "dispatched", "running"}
+    for target in ("succeeded", "failed", "cancelled"):
+        assert states.allowed_sources(target) == {"queued", "dispatched", "running"}
+    assert states.allowed_sources("queued") == frozenset()

@@ -11,6 +11,7 @@ from odoo.http import request
 
 from ..models.json_http import error_response, json_response
 from ..models.res_config_settings import get_setting
+from ..models.transactions import call_in_own_transaction
 from ..pure import validation
 from ..pure.errors import ApiError, NotFound, PayloadTooLargeError, ValidationFailed
 
@@ -90,9 +91,11 @@ class GenerationApi(http.Controller):
             raise PayloadTooLargeError(str(exc)) from None
         except validation.InvalidRequest as exc:
             raise ValidationFailed(str(exc), exc.fields) from None
-        Request = request.env["ai.generation.request"]
-        with request.env.cr.savepoint():
-            status, answer, replayed = Request._api_create(request.env.user, gen, key, _body_hash(body))
+        # a READ COMMITTED transaction of its own: one user's concurrent creates wait for each other's
+        # advisory lock instead of failing to serialize (models/transactions.py)
+        status, answer, replayed = call_in_own_transaction(
+            request.env["ai.generation.request"], "_api_create", request.env.user, gen, key, _body_hash(body)
+        )
         headers = {"Location": answer["status_url"]}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -136,11 +139,9 @@ class GenerationApi(http.Controller):
 
     @http.route("/api/v1/credits", methods=["GET"], **ROUTE_OPTIONS)
     def read_credits(self, **_kwargs):
-        user = request.env.user
-        account = request.env["ai.credit.account"].sudo()._for_user(user)
-        lines = (
-            request.env["ai.credit.ledger.line"].sudo().search([("account_id", "=", account.id)], limit=20)
-        )
+        # a read: a user without an account yet has zero credits, and nothing is written
+        account = request.env["ai.credit.account"].sudo()._find_for_user(request.env.user)
+        lines = account.line_ids.sorted("id", reverse=True)[:20]
         return json_response(
             {
                 "balance": account.balance,

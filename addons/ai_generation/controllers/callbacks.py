@@ -15,6 +15,7 @@ from odoo.http import request
 
 from ..models.json_http import error_response, json_response
 from ..models.res_config_settings import SECRET_PARAM
+from ..models.transactions import call_in_own_transaction
 from ..pure import contracts
 from ..pure.errors import ApiError, Unauthorized, ValidationFailed
 
@@ -77,8 +78,9 @@ class WorkerCallbacks(http.Controller):
                 raise Unauthorized("Callbacks are for workers: send 'Authorization: Bearer <worker secret>'.")
             payload = _payload(request.httprequest, kind)
             _logger.debug("callback %s: %s", kind, payload)
-            with env.cr.savepoint():
-                answer = env["ai.generation.request"]._handle_callback(kind, payload)
+            # a READ COMMITTED transaction of its own: the request's row lock orders callbacks and the
+            # dispatch mark without serialization failures (models/transactions.py)
+            answer = call_in_own_transaction(env["ai.generation.request"], "_handle_callback", kind, payload)
         except ApiError as exc:
             _logger.info("callback %s refused: %s %s", kind, exc.status, exc.code)
             return error_response(exc)

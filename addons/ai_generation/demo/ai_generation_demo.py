@@ -278,11 +278,11 @@ class AiGenerationDemo(models.AbstractModel):
             user = self.env["res.users"].browse(users[who])
             when = now - timedelta(days=days_ago)
             if outcome[0] == "grant":
-                line = Account._for_user(user).action_grant(outcome[1], "welcome credits (demo)")
+                line = Account._open_for_user(user)._grant(outcome[1], "welcome credits (demo)")
                 self._date_lines(line, when)
                 continue
             if outcome[0] == "adjust":
-                line = Account._for_user(user).action_adjust(outcome[1], outcome[2])
+                line = Account._open_for_user(user)._adjust(outcome[1], outcome[2])
                 self._date_lines(line, when)
                 continue
             gen = GenerationInput(backend=backend, model=model, task=task, prompt=prompt, params=params)
@@ -298,7 +298,7 @@ class AiGenerationDemo(models.AbstractModel):
         for request, when in history:
             self._date_request(request, when)
         # the demo's unfinished requests stay unfinished for a week instead of the real deadline
-        in_flight.write({"deadline": now + timedelta(days=7)})
+        in_flight._write_protected({"deadline": now + timedelta(days=7)})
         return True
 
     # ------------------------------------------------------------------ the lifecycle, as workers drive it
@@ -306,7 +306,7 @@ class AiGenerationDemo(models.AbstractModel):
         kind = outcome[0]
         if kind == "queue":
             # stays queued: the outbox cron must not send a demo prompt to the configured provider
-            request.write({"dispatch_state": "held"})
+            request._write_protected({"dispatch_state": "held"})
             return
         self._mark_dispatched(request)
         if kind == "dispatch":
@@ -318,14 +318,14 @@ class AiGenerationDemo(models.AbstractModel):
         if kind == "run":
             return
         if kind == "expire":
-            request.write({"deadline": fields.Datetime.now() - timedelta(seconds=1)})
+            request._write_protected({"deadline": fields.Datetime.now() - timedelta(seconds=1)})
             request._cron_fail_expired()
         elif kind in ("succeed", "succeed_refund"):
             usage = {"prompt_tokens": 42, "completion_tokens": 180, "total_tokens": 222}
             url = outcome[2] if kind == "succeed" else None
             self._callback("result", request, output=outcome[1] or "", output_url=url, usage=usage)
             if kind == "succeed_refund":
-                request.action_refund(outcome[2], "goodwill: the answer was cut short")
+                request._refund(outcome[2], "goodwill: the answer was cut short")
         elif kind == "fail":
             _fail, error_type, code, attempt = outcome
             if attempt > 1:
@@ -365,10 +365,10 @@ class AiGenerationDemo(models.AbstractModel):
 
     def _mark_dispatched(self, request):
         """What a broker confirm does (``_publish_and_mark``), without a broker."""
-        request.write(
+        request._write_protected(
             {"dispatch_state": "sent", "dispatched_at": fields.Datetime.now(), "dispatch_attempts": 1}
         )
-        request._move("dispatched", {})
+        request._set_dispatched()
 
     def _keep_off_the_broker(self, request):
         """Loading demo data must not publish to whatever broker the settings name."""

@@ -2,15 +2,22 @@
 import logging
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..pure.errors import InsufficientCredits
 
 _logger = logging.getLogger(__name__)
+_WRITE_KEY = "ai_generation_account_write"
+_WRITE_SENTINEL = object()  # only this module holds it: no RPC context can carry it
+
+
+def _is_whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class AiCreditAccount(models.Model):
-    """A user's credits. ``balance`` and ``held`` change only through ``_post_movement``.
+    """A user's credits. ``balance`` and ``held`` change only through ``_post_movement`` (SQL under the
+    row lock); ``write`` and ``create`` refuse everything else, even for managers.
 
     Invariant (checked by the tests after every scenario): balance == sum(lines.amount) and
     held == sum(lines.hold_amount). Available = balance - held, never negative.
@@ -39,12 +46,37 @@ class AiCreditAccount(models.Model):
         for account in self:
             account.available = account.balance - account.held
 
-    @api.model
-    def _for_user(self, user, lock=False):
-        """The user's account (created at zero when missing); with ``lock``, row-locked till commit.
+    # ------------------------------------------------------------------ protected fields
+    @api.model_create_multi
+    def create(self, vals_list):
+        if self.env.context.get(_WRITE_KEY) is not _WRITE_SENTINEL:
+            raise AccessError(_("Credit accounts are opened by the ledger itself."))
+        return super().create(vals_list)
 
-        INSERT … ON CONFLICT keeps two first requests of a new user from failing on the unique key.
+    def write(self, vals):
+        if self.env.context.get(_WRITE_KEY) is not _WRITE_SENTINEL:
+            raise AccessError(_("Credits change only through ledger movements (grant, adjust, refund)."))
+        return super().write(vals)
+
+    def copy(self, default=None):
+        raise UserError(_("A credit account cannot be duplicated."))
+
+    # ------------------------------------------------------------------ lookup
+    @api.model
+    def _find_for_user(self, user):
+        """The user's account, or an empty recordset: a read that writes nothing."""
+        return self.search([("user_id", "=", user.id)], limit=1)
+
+    @api.model
+    def _open_for_user(self, user):
+        """The user's account, opened at zero when missing (a grant, a hold or a settlement needs one).
+
+        The INSERT runs only when the account is missing, so ids are not used up by every call;
+        ON CONFLICT covers two first movements of a new user at once.
         """
+        account = self._find_for_user(user)
+        if account:
+            return account
         self.env.cr.execute(
             """
             INSERT INTO ai_credit_account (user_id, company_id, balance, held,
@@ -54,11 +86,8 @@ class AiCreditAccount(models.Model):
             """,
             (user.id, user.company_id.id, self.env.uid, self.env.uid),
         )
-        lock_clause = "FOR UPDATE" if lock else ""
-        self.env.cr.execute(f"SELECT id FROM ai_credit_account WHERE user_id = %s {lock_clause}", (user.id,))  # noqa: S608
-        account = self.browse(self.env.cr.fetchone()[0])
-        account.invalidate_recordset(["balance", "held"])
-        return account
+        self.env.cr.execute("SELECT id FROM ai_credit_account WHERE user_id = %s", (user.id,))
+        return self.browse(self.env.cr.fetchone()[0])
 
     def _post_movement(self, kind, amount, hold_amount, reason, request=None):
         """Write one ledger line and apply it to the account, under the account's row lock.
@@ -89,7 +118,7 @@ class AiCreditAccount(models.Model):
         line = (
             self.env["ai.credit.ledger.line"]
             .sudo()
-            .with_context(ai_generation_ledger_post=True)
+            ._posting()
             .create(
                 {
                     "account_id": self.id,
@@ -113,26 +142,42 @@ class AiCreditAccount(models.Model):
         )
         return line
 
-    # Admin operations (the UI engineer binds buttons/wizards to these)
-    def action_grant(self, credits, reason):
+    # ------------------------------------------------------------------ the ledger's operations
+    # One ledger line each, each through _post_movement (the account's row lock). The request asks for
+    # hold, capture, release and charge from its state API; managers reach grant, adjust and refund
+    # only through the credit wizard. Callers outside tests run them in a transaction of their own.
+    def _hold(self, request, credits):
+        return self._post_movement(
+            "hold", 0, credits, f"hold for {request.backend}/{request.ai_model}", request
+        )
+
+    def _capture(self, request, credits):
+        return self._post_movement(
+            "capture", -credits, -credits, "generation succeeded: the held credits are captured", request
+        )
+
+    def _release(self, request, credits, reason):
+        return self._post_movement("release", 0, -credits, reason, request)
+
+    def _charge(self, request, credits, reason):
+        return self._post_movement("user_error_charge", -credits, -credits, reason, request)
+
+    def _refund(self, request, credits, reason):
+        return self._post_movement("refund", credits, 0, reason, request)
+
+    def _grant(self, credits, reason):
         """Add ``credits`` to the balance (a purchase, a welcome bonus)."""
         self.ensure_one()
-        self._check_manager()
-        if not isinstance(credits, int) or credits <= 0:
+        if not _is_whole(credits) or credits <= 0:
             raise UserError(_("A grant is a positive whole number of credits."))
         return self._post_movement("grant", credits, 0, reason)
 
-    def action_adjust(self, credits, reason):
+    def _adjust(self, credits, reason):
         """Correct the balance by ``credits`` (positive or negative); never below what is held."""
         self.ensure_one()
-        self._check_manager()
-        if not isinstance(credits, int) or credits == 0:
+        if not _is_whole(credits) or credits == 0:
             raise UserError(_("An adjustment is a non-zero whole number of credits."))
         return self._post_movement("adjustment", credits, 0, reason)
-
-    def _check_manager(self):
-        if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
-            raise UserError(_("Only AI Generation managers can change credits."))
 
     @api.model
     def _check_invariant(self):

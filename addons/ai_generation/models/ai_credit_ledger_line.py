@@ -4,6 +4,9 @@ from odoo.exceptions import UserError
 
 from ..pure.contracts import taxonomy
 
+_POST_KEY = "ai_generation_ledger_post"
+_POST_SENTINEL = object()  # only the credit account posts lines: no RPC context can carry this object
+
 KINDS = [
     ("grant", "Grant"),
     ("hold", "Hold"),
@@ -81,12 +84,19 @@ class AiCreditLedgerLine(models.Model):
         for line in self:
             line.error_type = line.request_id.error_type
 
+    def _posting(self):
+        """This model with the sentinel that create() asks for (the credit account's _post_movement)."""
+        return self.with_context(**{_POST_KEY: _POST_SENTINEL})
+
     @api.model_create_multi
     def create(self, vals_list):
         self.browse().check_access("create")
-        if not self.env.context.get("ai_generation_ledger_post"):
+        if self.env.context.get(_POST_KEY) is not _POST_SENTINEL:
             raise UserError(_("Ledger lines are written by the credit account only."))
         return super().create(vals_list)
+
+    def copy(self, default=None):
+        raise UserError(_("Ledger lines cannot be duplicated; post a new movement instead."))
 
     def write(self, vals):
         if set(vals) - {"error_type"}:

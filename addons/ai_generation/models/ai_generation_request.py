@@ -1,12 +1,19 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""A generation request: the state Odoo owns, its credit hold and every outcome the workers report."""
+"""A generation request: the state Odoo owns, its credit hold and every outcome the workers report.
+
+One state API, as Odoo's payment transactions have: ``_set_dispatched``, ``_set_running``,
+``_set_succeeded``, ``_set_failed`` and ``_set_cancelled`` each call ``_update_state``, and nothing else
+writes ``state``. Every field is protected (queue_job's way): ``write`` and ``create`` refuse unless
+the private sentinel below is in the context, which no RPC caller can send (a context over RPC is JSON).
+Money moves only through the account's own operations, which the state methods ask for.
+"""
 
 import logging
 import uuid
 from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
 from ..pure import amqp, contracts, states
 from ..pure.credit_policy import decide_charge
@@ -23,6 +30,7 @@ from ..pure.pricing import request_price
 from .ai_credit_ledger_line import error_type_selection
 from .ai_generation_price import BACKENDS
 from .res_config_settings import get_setting
+from .transactions import call_in_own_transaction
 
 _logger = logging.getLogger(__name__)
 
@@ -43,6 +51,10 @@ STATE_MESSAGES = {
     states.SUCCEEDED: "Your generation is ready.",
     states.CANCELLED: "Your request was cancelled; you were not charged.",
 }
+# The key of pg_advisory_xact_lock(key, user id) that serialises one user's creates ("AIGE")
+USER_LOCK_KEY = 0x41494745
+_WRITE_KEY = "ai_generation_request_write"
+_WRITE_SENTINEL = object()  # only this module's code holds it: no RPC context can carry it
 
 
 class AiGenerationRequest(models.Model):
@@ -71,6 +83,7 @@ class AiGenerationRequest(models.Model):
     prompt = fields.Text(required=True, readonly=True)
     params = fields.Json(readonly=True)
     state = fields.Selection(STATE_SELECTION, required=True, default=states.QUEUED, readonly=True, index=True)
+    last_state_change = fields.Datetime(readonly=True, default=fields.Datetime.now)
     attempt = fields.Integer(readonly=True, default=0, help="Worker attempt last reported.")
     deadline = fields.Datetime(required=True, readonly=True, index=True)
     price = fields.Integer("Credits reserved", readonly=True, default=0)
@@ -123,13 +136,42 @@ class AiGenerationRequest(models.Model):
             lines = request.sudo().ledger_line_ids.filtered(lambda line: line.kind == "refund")
             request.credits_refunded = sum(lines.mapped("amount"))
 
+    # ------------------------------------------------------------------ protected fields
+    @api.model_create_multi
+    def create(self, vals_list):
+        if self.env.context.get(_WRITE_KEY) is not _WRITE_SENTINEL:
+            raise AccessError(_("Generation requests are created through the API only."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        if self.env.context.get(_WRITE_KEY) is not _WRITE_SENTINEL:
+            raise AccessError(
+                _(
+                    "Generation requests change only through their own operations (cancel, refund) and the"
+                    " workers' callbacks; %(fields)s cannot be written.",
+                    fields=", ".join(sorted(vals)),
+                )
+            )
+        return super().write(vals)
+
+    def copy(self, default=None):
+        raise UserError(_("A generation request cannot be duplicated; ask for a new one."))
+
+    def _protected(self):
+        return self.with_context(**{_WRITE_KEY: _WRITE_SENTINEL})
+
+    def _write_protected(self, vals):
+        """Write protected fields: for this addon's own code (state API, outbox, demo, tests) only."""
+        return self._protected().write(vals)
+
     # ------------------------------------------------------------------ creation (public API)
     @api.model
     def _api_create(self, user, gen, idempotency_key=None, body_hash=None):
         """Validate the price, hold the credits and create the request, all in this transaction.
 
-        Returns (status, body, replayed). The account row lock serialises a user's concurrent creates,
-        so the credit check, the rate limit and the idempotency lookup are exact.
+        Returns (status, body, replayed). A transaction-level advisory lock per user serialises that
+        user's creates, so the idempotency lookup, the rate limit and the credit check are exact; run it
+        in a READ COMMITTED transaction (run_in_own_transaction) so waiting for it costs no replay.
         """
         unit = self.env["ai.generation.price"]._unit_price(gen.backend, gen.model)
         if unit is None:
@@ -138,7 +180,7 @@ class AiGenerationRequest(models.Model):
                 fields={"model": f"The model '{gen.model}' is not offered on the {gen.backend} backend."},
             )
         price = request_price(unit, gen.task, gen.params)
-        account = self.env["ai.credit.account"].sudo()._for_user(user, lock=True)
+        self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", (USER_LOCK_KEY, user.id))
         Idempotency = self.env["ai.generation.idempotency"].sudo()
         if idempotency_key:
             previous = Idempotency.search([("user_id", "=", user.id), ("key", "=", idempotency_key)], limit=1)
@@ -149,27 +191,35 @@ class AiGenerationRequest(models.Model):
                     )
                 return previous.status_code, previous.response, True
         self._check_rate_limit(user)
-        if account.balance - account.held < price:
+        account = self.env["ai.credit.account"].sudo()._find_for_user(user)
+        available = account.balance - account.held if account else 0
+        if available < price:
             raise InsufficientCredits(
-                f"Not enough credits: this request costs {price}, you have {account.balance - account.held}.",
-                fields={"credits": f"needed={price} available={account.balance - account.held}"},
+                f"Not enough credits: this request costs {price}, you have {available}.",
+                fields={"credits": f"needed={price} available={available}"},
             )
         now = fields.Datetime.now()
-        request = self.sudo().create(
-            {
-                "user_id": user.id,
-                "backend": gen.backend,
-                "ai_model": gen.model,
-                "task": gen.task,
-                "prompt": gen.prompt,
-                "params": gen.params,
-                "price": price,
-                "deadline": now + timedelta(seconds=get_setting(self.env, "ai_generation.deadline_seconds")),
-                "user_message": STATE_MESSAGES[states.QUEUED],
-            }
+        deadline = now + timedelta(seconds=get_setting(self.env, "ai_generation.deadline_seconds"))
+        created = (
+            self.sudo()
+            ._protected()
+            .create(
+                {
+                    "user_id": user.id,
+                    "backend": gen.backend,
+                    "ai_model": gen.model,
+                    "task": gen.task,
+                    "prompt": gen.prompt,
+                    "params": gen.params,
+                    "price": price,
+                    "deadline": deadline,
+                    "user_message": STATE_MESSAGES[states.QUEUED],
+                }
+            )
         )
+        request = self.sudo().browse(created.id)  # without the sentinel: it must not travel further
         if price:
-            account._post_movement("hold", 0, price, f"hold for {gen.backend}/{gen.model}", request)
+            account._hold(request, price)
         request._schedule_dispatch()
         body = request._api_accepted_body()
         if idempotency_key:
@@ -375,13 +425,19 @@ class AiGenerationRequest(models.Model):
 
     # ------------------------------------------------------------------ worker callbacks
     @api.model
-    def _lock_by_uuid(self, request_uuid):
+    def _lock_by_uuid(self, request_uuid, skip_locked=False):
+        """The request, row-locked till the end of the transaction (first of the lock order: request,
+        then account). With ``skip_locked``, empty when another transaction holds it."""
         self.env.flush_all()
-        self.env.cr.execute(
-            "SELECT id FROM ai_generation_request WHERE uuid = %s FOR UPDATE", (request_uuid,)
-        )
+        if skip_locked:
+            query = "SELECT id FROM ai_generation_request WHERE uuid = %s FOR UPDATE SKIP LOCKED"
+        else:
+            query = "SELECT id FROM ai_generation_request WHERE uuid = %s FOR UPDATE"
+        self.env.cr.execute(query, (request_uuid,))
         row = self.env.cr.fetchone()
         if not row:
+            if skip_locked:
+                return self.browse()
             raise NotFound(f"No generation request {request_uuid}.")
         request = self.browse(row[0])
         request.invalidate_recordset()
@@ -392,7 +448,8 @@ class AiGenerationRequest(models.Model):
         """Apply one worker callback; idempotent on event_id and on the request's terminal state.
 
         Returns the callback answer (schemas/callback_response.json). Raises NotFound, Conflict,
-        IllegalTransitionError or ValidationFailed.
+        IllegalTransitionError or ValidationFailed. Callers outside tests run it in a transaction of its
+        own (run_in_own_transaction), so the request's row lock orders concurrent callbacks.
         """
         request = self._lock_by_uuid(payload["generation_request_id"])
         Event = self.env["ai.generation.event"]
@@ -420,57 +477,26 @@ class AiGenerationRequest(models.Model):
             "credits_charged": self.credits_charged,
         }
 
-    def _check_move(self, target):
-        try:
-            states.check_transition(self.state, target)
-        except states.IllegalTransition as exc:
-            raise IllegalTransitionError(str(exc)) from exc
-
-    def _move(self, target, vals):
-        self._check_move(target)
-        self.write(dict(vals, state=target))
-
     def _on_progress(self, payload):
         if states.is_terminal(self.state):
             return False
         attempt = max(self.attempt, payload.get("attempt", 1))
         if self.state == states.RUNNING:
             if attempt != self.attempt:
-                self.write({"attempt": attempt})
+                self._write_protected({"attempt": attempt})
             return True
-        self._move(
-            states.RUNNING,
-            {
-                "attempt": attempt,
-                "started_at": fields.Datetime.now(),
-                "user_message": STATE_MESSAGES[states.RUNNING],
-            },
-        )
-        self._notify_owner()
+        self._set_running(attempt)
         return True
 
     def _on_result(self, payload):
         if states.is_terminal(self.state):
             return False
-        self._check_move(states.SUCCEEDED)
-        hold = self._open_hold()
-        if hold:
-            self._account()._post_movement(
-                "capture", -hold, -hold, "generation succeeded: the held credits are captured", self
-            )
-        self._move(
-            states.SUCCEEDED,
-            {
-                "result_output": payload.get("output") or False,
-                "result_url": payload.get("output_url") or False,
-                "usage": payload.get("usage") or {},
-                "attempt": max(self.attempt, payload.get("attempt", 1)),
-                "credits_charged": hold,
-                "finished_at": fields.Datetime.now(),
-                "user_message": STATE_MESSAGES[states.SUCCEEDED],
-            },
+        self._set_succeeded(
+            output=payload.get("output"),
+            output_url=payload.get("output_url"),
+            usage=payload.get("usage"),
+            attempt=payload.get("attempt", 1),
         )
-        self._notify_owner()
         return True
 
     def _on_failure(self, payload):
@@ -486,7 +512,7 @@ class AiGenerationRequest(models.Model):
                     "is_user_error": f"{error_type} is a {expected}-side error (schemas/error_taxonomy.json)."
                 },
             )
-        self._fail(
+        self._set_failed(
             error_type,
             side,
             payload.get("error_code") or "",
@@ -505,54 +531,96 @@ class AiGenerationRequest(models.Model):
             vals.update(retry_suggestion=payload["retry_suggestion"], specific_guidance=False)
         if payload.get("specific_guidance"):
             vals.update(specific_guidance=payload["specific_guidance"], retry_suggestion=False)
-        self.write(vals)
+        self._write_protected(vals)
         self._notify_owner()
         return True
 
-    # ------------------------------------------------------------------ outcomes and credits
-    def _account(self):
-        return self.env["ai.credit.account"].sudo()._for_user(self.user_id)
+    # ------------------------------------------------------------------ the state API
+    def _update_state(self, allowed_states, target_state, vals=None):
+        """Move the records in ``allowed_states`` to ``target_state`` (with ``vals``); the only writer
+        of ``state``. As payment's: records already there are skipped (INFO), records in another state
+        are refused (IllegalTransitionError, nothing written). Returns the records moved."""
+        already = self.filtered(lambda r: r.state == target_state and r.state not in allowed_states)
+        wrong = self.filtered(lambda r: r.state not in allowed_states) - already
+        if already:
+            _logger.info("request(s) %s already %s", ",".join(already.mapped("uuid")), target_state)
+        if wrong:
+            _logger.warning(
+                "refused to move request(s) %s to %s from %s",
+                ",".join(wrong.mapped("uuid")),
+                target_state,
+                ",".join(sorted(set(wrong.mapped("state")))),
+            )
+            first = wrong[0]
+            raise IllegalTransitionError(str(states.IllegalTransition(first.state, target_state)))
+        todo = self - already
+        if todo:
+            todo._write_protected(
+                dict(vals or {}, state=target_state, last_state_change=fields.Datetime.now())
+            )
+        return todo
 
-    def _open_hold(self):
-        """Credits still held for this request (the sum of its lines' effect on held)."""
-        self.ensure_one()
-        self.env.flush_all()
-        self.env.cr.execute(
-            "SELECT COALESCE(SUM(hold_amount), 0) FROM ai_credit_ledger_line WHERE request_id = %s",
-            (self.id,),
+    def _set_dispatched(self):
+        """The broker confirmed the job (the outbox); a worker faster than the confirm wins."""
+        return self._update_state({states.QUEUED}, states.DISPATCHED)
+
+    def _set_running(self, attempt):
+        moved = self._update_state(
+            states.allowed_sources(states.RUNNING) - {states.RUNNING},
+            states.RUNNING,
+            {
+                "attempt": attempt,
+                "started_at": fields.Datetime.now(),
+                "user_message": STATE_MESSAGES[states.RUNNING],
+            },
         )
-        return self.env.cr.fetchone()[0]
+        moved._notify_owner()
+        return moved
 
-    def _fail(self, error_type, side, error_code, detail, attempt=None):
+    def _set_succeeded(self, output=None, output_url=None, usage=None, attempt=1):
+        """Success: the hold is captured (paid once), the result stored, the owner told."""
+        self.ensure_one()
+        self._check_can_move(states.SUCCEEDED)
+        hold = self._open_hold()
+        if hold:
+            self._account()._capture(self, hold)
+        moved = self._update_state(
+            states.allowed_sources(states.SUCCEEDED),
+            states.SUCCEEDED,
+            {
+                "result_output": output or False,
+                "result_url": output_url or False,
+                "usage": usage or {},
+                "attempt": max(self.attempt, attempt or 1),
+                "credits_charged": hold,
+                "finished_at": fields.Datetime.now(),
+                "user_message": STATE_MESSAGES[states.SUCCEEDED],
+            },
+        )
+        moved._notify_owner()
+        return moved
+
+    def _set_failed(self, error_type, side, error_code, detail, attempt=None):
         """Terminal failure: release (system side) or apply the invalid-input policy (user side)."""
         self.ensure_one()
-        self._check_move(states.FAILED)
+        self._check_can_move(states.FAILED)
         info = contracts.error_type_info(error_type)
         hold = self._open_hold()
-        account = self._account()
         charge, warning, note = 0, False, "You were not charged."
         if side == "system":
             if hold:
-                account._post_movement(
-                    "release",
-                    0,
-                    -hold,
-                    f"not charged: system-side failure {error_type} ({error_code or '-'})",
-                    self,
+                self._account()._release(
+                    self, hold, f"not charged: system-side failure {error_type} ({error_code or '-'})"
                 )
         else:
             policy = self.user_id.company_id._ai_invalid_input_policy()
             decision = decide_charge(policy, self.price, hold, self._prior_user_errors(policy.window_hours))
             charge, warning = decision.charge, decision.warning
             if charge:
-                account._post_movement("user_error_charge", -charge, -charge, decision.reason, self)
+                self._account()._charge(self, charge, decision.reason)
             if hold - charge:
-                account._post_movement(
-                    "release",
-                    0,
-                    -(hold - charge),
-                    f"rest of the hold released after: {decision.reason}",
-                    self,
+                self._account()._release(
+                    self, hold - charge, f"rest of the hold released after: {decision.reason}"
                 )
             if warning:
                 note = (
@@ -561,7 +629,8 @@ class AiGenerationRequest(models.Model):
                 )
             elif charge:
                 note = f"{charge} credit(s) were charged for invalid input."
-        self._move(
+        moved = self._update_state(
+            states.allowed_sources(states.FAILED),
             states.FAILED,
             {
                 "error_type": error_type,
@@ -579,7 +648,42 @@ class AiGenerationRequest(models.Model):
             },
         )
         _logger.info("request %s failed: %s (%s side), charged %s", self.uuid, error_type, side, charge)
-        self._notify_owner()
+        moved._notify_owner()
+        return moved
+
+    def _set_cancelled(self, reason="not charged: cancelled by an administrator"):
+        self.ensure_one()
+        self._check_can_move(states.CANCELLED)
+        hold = self._open_hold()
+        if hold:
+            self._account()._release(self, hold, reason)
+        moved = self._update_state(
+            states.allowed_sources(states.CANCELLED),
+            states.CANCELLED,
+            {"finished_at": fields.Datetime.now(), "user_message": STATE_MESSAGES[states.CANCELLED]},
+        )
+        moved._notify_owner()
+        return moved
+
+    def _check_can_move(self, target):
+        """Before money moves: the transition must be allowed (the state write comes after)."""
+        if not states.can_move(self.state, target):
+            raise IllegalTransitionError(str(states.IllegalTransition(self.state, target)))
+
+    # ------------------------------------------------------------------ credits
+    def _account(self):
+        """The owner's account; it exists whenever the request holds or was charged credits."""
+        return self.env["ai.credit.account"].sudo()._open_for_user(self.user_id)
+
+    def _open_hold(self):
+        """Credits still held for this request (the sum of its lines' effect on held)."""
+        self.ensure_one()
+        self.env.flush_all()
+        self.env.cr.execute(
+            "SELECT COALESCE(SUM(hold_amount), 0) FROM ai_credit_ledger_line WHERE request_id = %s",
+            (self.id,),
+        )
+        return self.env.cr.fetchone()[0]
 
     def _prior_user_errors(self, window_hours):
         since = fields.Datetime.now() - timedelta(hours=window_hours)
@@ -593,54 +697,97 @@ class AiGenerationRequest(models.Model):
             ]
         )
 
-    # ------------------------------------------------------------------ crons and admin actions
+    # ------------------------------------------------------------------ deadline reaper (cron)
     @api.model
     def _cron_fail_expired(self, limit=200):
-        """Deadline reaper: no terminal callback in time is a system failure; the user pays nothing."""
+        """Deadline reaper: no terminal callback in time is a system failure; the user pays nothing.
+
+        Each request in a transaction of its own: one that cannot be failed is logged and skipped, and
+        never holds back the others. Progress goes to Odoo 18's cron progress (more left: run again soon).
+        """
         self.env.flush_all()
         self.env.cr.execute(
-            """SELECT id FROM ai_generation_request
+            """SELECT uuid FROM ai_generation_request
                 WHERE state IN ('queued', 'dispatched', 'running') AND deadline < %s
-                ORDER BY deadline LIMIT %s FOR UPDATE SKIP LOCKED""",
+                ORDER BY deadline LIMIT %s""",
             (fields.Datetime.now(), limit),
         )
-        expired = self.browse([row[0] for row in self.env.cr.fetchall()])
-        for request in expired:
-            request._fail(
-                "model_timeout",
-                "system",
-                "deadline_exceeded",
-                "No outcome from any worker before the deadline.",
-            )
-        return expired
+        uuids = [row[0] for row in self.env.cr.fetchall()]
+        reaped_ids, skipped = [], 0
+        for request_uuid in uuids:
+            try:
+                request_id = call_in_own_transaction(self.sudo(), "_reap_one", request_uuid)
+            except Exception as exc:
+                skipped += 1
+                _logger.warning(
+                    "deadline reaper skipped request %s: %s: %s", request_uuid, type(exc).__name__, exc
+                )
+                continue
+            if request_id:
+                reaped_ids.append(request_id)
+        if uuids:
+            _logger.info("deadline reaper: %d failed, %d skipped", len(reaped_ids), skipped)
+        # a full batch may leave more behind: run again soon (skipped ones would only loop: not counted)
+        remaining = 1 if len(uuids) == limit and reaped_ids else 0
+        self.env["ir.cron"]._notify_progress(done=len(reaped_ids), remaining=remaining)
+        self.invalidate_model()
+        return self.browse(reaped_ids)
+
+    @api.model
+    def _reap_one(self, request_uuid):
+        """Fail one expired request, unless a callback holds it right now or it finished meanwhile."""
+        request = self._lock_by_uuid(request_uuid, skip_locked=True)
+        if not request or states.is_terminal(request.state) or request.deadline >= fields.Datetime.now():
+            return False
+        request._set_failed(
+            "model_timeout", "system", "deadline_exceeded", "No outcome from any worker before the deadline."
+        )
+        return request.id
+
+    # ------------------------------------------------------------------ admin actions
+    def _check_manager(self):
+        if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
+            raise AccessError(_("Only AI Generation managers can change generation requests."))
 
     def action_cancel(self):
         """Cancel unfinished requests (managers): holds released, owners told."""
-        if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
-            raise UserError(_("Only AI Generation managers can cancel requests."))
+        self._check_manager()
         for request in self.sudo():
-            locked = request._lock_by_uuid(request.uuid)
-            if states.is_terminal(locked.state):
-                raise UserError(_("Request %(id)s is already %(state)s.", id=locked.uuid, state=locked.state))
-            hold = locked._open_hold()
-            if hold:
-                locked._account()._post_movement(
-                    "release", 0, -hold, "not charged: cancelled by an administrator", locked
-                )
-            locked._move(
-                states.CANCELLED,
-                {"finished_at": fields.Datetime.now(), "user_message": STATE_MESSAGES[states.CANCELLED]},
-            )
-            locked._notify_owner()
+            call_in_own_transaction(self.sudo(), "_cancel_one", request.uuid)
+        self.invalidate_recordset()
         return True
 
-    def action_refund(self, credits, reason):
-        """Give back up to what this request cost (managers); one refund per request."""
+    @api.model
+    def _cancel_one(self, request_uuid):
+        locked = self._lock_by_uuid(request_uuid)
+        if states.is_terminal(locked.state):
+            raise UserError(_("Request %(id)s is already %(state)s.", id=locked.uuid, state=locked.state))
+        locked._set_cancelled()
+
+    def _refund(self, credits, reason):
+        """Give back up to what this request cost (managers, through the credit wizard); one refund
+        per request, checked again under the request's lock. Returns the ledger line."""
         self.ensure_one()
-        if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
-            raise UserError(_("Only AI Generation managers can refund."))
-        if not isinstance(credits, int) or credits <= 0 or credits > self.credits_charged:
+        self._check_manager()
+        if not isinstance(credits, int) or isinstance(credits, bool) or credits <= 0:
+            raise UserError(_("A refund is a whole number of credits, at least 1."))
+        line_id = call_in_own_transaction(self.sudo(), "_refund_one", self.uuid, credits, reason)
+        self.invalidate_recordset()
+        return self.env["ai.credit.ledger.line"].sudo().browse(line_id)
+
+    @api.model
+    def _refund_one(self, request_uuid, credits, reason):
+        locked = self._lock_by_uuid(request_uuid)
+        if locked.credits_refunded:
             raise UserError(
-                _("A refund is a whole number between 1 and the %s credits charged.", self.credits_charged)
+                _(
+                    "Request %(id)s was already refunded (%(credits)s credits): one refund per request.",
+                    id=locked.uuid,
+                    credits=locked.credits_refunded,
+                )
             )
-        return self._account()._post_movement("refund", credits, 0, reason or _("refund"), self.sudo())
+        if credits > locked.credits_charged:
+            raise UserError(
+                _("A refund is a whole number between 1 and the %s credits charged.", locked.credits_charged)
+            )
+        return locked._account()._refund(locked, credits, reason or _("refund")).id

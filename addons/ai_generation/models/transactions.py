@@ -12,13 +12,15 @@ So every money movement and every state change runs through :func:`run_in_own_tr
 whose first statement sets READ COMMITTED, the rows locked in one order (request, then account), work
 done, committed before the caller answers. The caller's own transaction only reads.
 
-In test mode (one shared test cursor for the whole test), a savepoint in that cursor stands in.
+While tests run (one test cursor for the whole test, which must not commit) and while the module is
+installed (its demo data), a savepoint in the caller's cursor stands in: see _may_commit_apart.
 """
 
 import logging
 import random
 import time
 
+from odoo.modules import module as odoo_module
 from psycopg2.extensions import TransactionRollbackError
 
 _logger = logging.getLogger(__name__)
@@ -26,6 +28,12 @@ _logger = logging.getLogger(__name__)
 # Deadlocks cannot happen with one lock order, and READ COMMITTED raises no serialization failure on
 # row updates; the retry is a safety net for what PostgreSQL may still roll back.
 MAX_TRIES = 3
+
+
+def _may_commit_apart(registry):
+    """False while tests run (their cursor must not commit) and while the module is being installed or
+    updated (its demo data calls the same code, and a new cursor would not see the new tables yet)."""
+    return registry.ready and not registry.in_test_mode() and not odoo_module.current_test
 
 
 def run_in_own_transaction(env, func, *args, **kwargs):
@@ -36,7 +44,7 @@ def run_in_own_transaction(env, func, *args, **kwargs):
     snapshot may not see what was committed here.
     """
     registry = env.registry
-    if registry.in_test_mode():
+    if not _may_commit_apart(registry):
         with env.cr.savepoint():
             return func(env, *args, **kwargs)
     for attempt in range(1, MAX_TRIES + 1):
@@ -50,3 +58,11 @@ def run_in_own_transaction(env, func, *args, **kwargs):
             _logger.info("own transaction rolled back by PostgreSQL (%s); try %d again", exc.pgcode, attempt)
             time.sleep(random.uniform(0, 0.05 * attempt))
     raise AssertionError("unreachable")
+
+
+def call_in_own_transaction(records, method_name, *args, **kwargs):
+    """``records.<method_name>(*args, **kwargs)`` on a READ COMMITTED transaction of its own
+    (see run_in_own_transaction); the records keep their user, context and superuser flag."""
+    return run_in_own_transaction(
+        records.env, lambda env: getattr(records.with_env(env), method_name)(*args, **kwargs)
+    )

@@ -46,3 +46,8 @@ def check_transition(current, target):
     """Raise IllegalTransition unless ``current → target`` is allowed."""
     if not can_move(current, target):
         raise IllegalTransition(current, target)
+
+
+def allowed_sources(target):
+    """The states a request may move to ``target`` from (for a state API's allowed-states check)."""
+    return frozenset(state for state, targets in _ALLOWED.items() if target in targets)

@@ -62,10 +62,10 @@ class AiGenerationMixin:
 
     # ------------------------------------------------------------------ helpers
     def account(self, user):
-        return self.env["ai.credit.account"].sudo()._for_user(user)
+        return self.env["ai.credit.account"].sudo()._open_for_user(user)
 
     def grant(self, user, credits):
-        return self.account(user).action_grant(credits, "test grant")
+        return self.account(user)._grant(credits, "test grant")
 
     def new_request(
         self, user, backend="external", model=TEXT_MODEL, task="text", prompt="a haiku", params=None

@@ -14,7 +14,7 @@ class TestCrons(AiGenerationCase):
         self.grant(self.alice, 100)
 
     def _expire(self, request):
-        request.sudo().write({"deadline": fields.Datetime.now() - timedelta(seconds=1)})
+        request.sudo()._write_protected({"deadline": fields.Datetime.now() - timedelta(seconds=1)})
 
     def test_reaper_fails_expired_requests_as_system_errors(self):
         queued, running, fresh, done = (self.new_request(self.alice) for _ in range(4))
@@ -55,7 +55,7 @@ class TestCrons(AiGenerationCase):
 
     def test_outbox_never_publishes_a_held_request_and_the_reaper_still_frees_its_credits(self):
         held, pending = self.new_request(self.alice), self.new_request(self.alice)
-        held.sudo().write({"dispatch_state": "held"})
+        held.sudo()._write_protected({"dispatch_state": "held"})
         self.env["ai.generation.request"]._cron_dispatch_pending(min_age_seconds=0)
         self.assertEqual((held.dispatch_attempts, held.dispatch_state), (0, "held"))
         self.assertEqual(pending.dispatch_attempts, 1)  # tried (the test broker URL is unreachable)
@@ -82,3 +82,21 @@ class TestCrons(AiGenerationCase):
         self.assertValid("job_requested.v1.json", message)
         self.assertEqual(message["generation_request_id"], request.uuid)
         self.assertEqual((message["attempt"], message["params"]), (1, {"size": "512x512", "n": 2}))
+
+    def test_one_broken_request_does_not_block_the_reaper_for_the_others(self):
+        good_before, broken, good_after = (self.new_request(self.alice) for _ in range(3))
+        for request in (good_before, broken, good_after):
+            self._expire(request)
+        # the case: the owner changed behind the ledger's back (bob holds nothing), so failing
+        # it would release credits bob's account does not hold
+        self.env.flush_all()
+        self.env.cr.execute(
+            "UPDATE ai_generation_request SET user_id = %s WHERE id = %s", (self.bob.id, broken.id)
+        )
+        self.env.invalidate_all()
+        with self.assertLogs("odoo.addons.ai_generation.models.ai_generation_request", "WARNING") as logs:
+            reaped = self.env["ai.generation.request"]._cron_fail_expired()
+        self.assertEqual(set(reaped.ids), {good_before.id, good_after.id})
+        self.assertEqual((good_before.state, good_after.state, broken.state), ("failed", "failed", "queued"))
+        self.assertIn(broken.uuid, "\n".join(logs.output))
+        self.assertBalance(self.alice, 100, TEXT_PRICE)  # only the broken one's hold is left

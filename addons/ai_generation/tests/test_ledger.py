@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
@@ -82,16 +82,17 @@ class TestLedger(AiGenerationCase):
         self.grant(self.alice, 10)
         self.new_request(self.alice)
         with self.assertRaises(InsufficientCredits), self.env.cr.savepoint():
-            self.account(self.alice).action_adjust(-8, "too much")
-        self.account(self.alice).action_adjust(-7, "correction")
+            self.account(self.alice)._adjust(-8, "too much")
+        self.account(self.alice)._adjust(-7, "correction")
         self.assertBalance(self.alice, 3, 3)
         self.assertLedgerInvariant()
 
     def test_only_managers_grant(self):
         account = self.account(self.alice)
-        with self.assertRaises(UserError):
-            account.with_user(self.alice).sudo(False).action_grant(100, "self service")
-        account.with_user(self.manager).action_grant(100, "purchase")
+        values = {"operation": "grant", "account_id": account.id, "credits": 100, "reason": "self service"}
+        with self.assertRaises(AccessError):
+            self.env["ai.credit.operation.wizard"].with_user(self.alice).create(values).action_apply()
+        self.env["ai.credit.operation.wizard"].with_user(self.manager).create(values).action_apply()
         self.assertBalance(self.alice, 100, 0)
         self.assertLedgerInvariant()
 
@@ -100,17 +101,26 @@ class TestLedger(AiGenerationCase):
         request = self.new_request(self.alice)
         self.callback("result", request, output="done")
         with self.assertRaises(UserError):
-            request.action_refund(TEXT_PRICE + 1, "too much")
-        request.action_refund(2, "goodwill")
+            request._refund(TEXT_PRICE + 1, "too much")
+        request._refund(2, "goodwill")
         self.assertBalance(self.alice, 10 - TEXT_PRICE + 2, 0)
+        with self.assertRaisesRegex(UserError, "already refunded"):
+            request._refund(1, "again")
+        # and should code skip that check, the database refuses a second refund line
         with mute_logger("odoo.sql_db"), self.assertRaises(IntegrityError), self.env.cr.savepoint():
-            request.action_refund(1, "again")
+            self.account(self.alice)._refund(request, 1, "again")
         self.assertLedgerInvariant()
 
-    def test_account_creation_is_idempotent(self):
-        first = self.env["ai.credit.account"].sudo()._for_user(self.bob)
-        second = self.env["ai.credit.account"].sudo()._for_user(self.bob, lock=True)
-        self.assertEqual(first, second)
-        self.assertEqual(
-            self.env["ai.credit.account"].sudo().search_count([("user_id", "=", self.bob.id)]), 1
-        )
+    def test_account_creation_is_idempotent_and_uses_no_ids_once_open(self):
+        Account = self.env["ai.credit.account"].sudo()
+        self.assertFalse(Account._find_for_user(self.bob))  # a read opens nothing
+        self.assertEqual(Account.search_count([("user_id", "=", self.bob.id)]), 0)
+        first = Account._open_for_user(self.bob)
+        self.env.cr.execute("SELECT last_value FROM ai_credit_account_id_seq")
+        before = self.env.cr.fetchone()[0]
+        for _ in range(10):
+            self.assertEqual(Account._open_for_user(self.bob), first)
+            self.assertEqual(Account._find_for_user(self.bob), first)
+        self.env.cr.execute("SELECT last_value FROM ai_credit_account_id_seq")
+        self.assertEqual(self.env.cr.fetchone()[0], before)
+        self.assertEqual(Account.search_count([("user_id", "=", self.bob.id)]), 1)

@@ -1,7 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 import logging
 
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
 from .common import AiGenerationCase
@@ -63,3 +63,54 @@ class TestSecurity(AiGenerationCase):
         for message in loud:
             self.assertNotIn(SECRET_PROMPT, message)
             self.assertNotIn(secret, message)
+
+    # ------------------------------------------------------------------ manager writes (issue: bypass)
+    def test_nobody_writes_state_money_or_owner_outside_the_state_api(self):
+        request = self.alice_request
+        for who in (self.manager, self.alice):
+            for vals in (
+                {"state": "succeeded"},
+                {"credits_charged": 500},
+                {"price": 0},
+                {"user_id": self.bob.id},
+                {"dispatch_state": "held"},
+                {"deadline": "2000-01-01 00:00:00"},
+            ):
+                with self.subTest(user=who.login, vals=vals), self.assertRaises(AccessError):
+                    request.with_user(who).write(vals)
+        # not even sudo: only the addon's own code holds the sentinel
+        with self.assertRaises(AccessError):
+            request.sudo().write({"state": "succeeded"})
+        with self.assertRaises(AccessError):
+            request.sudo().with_context(ai_generation_request_write=True).write({"credits_charged": 500})
+        with self.assertRaises(AccessError):
+            self.env["ai.generation.request"].with_user(self.manager).create({"prompt": "free"})
+        self.assertEqual((request.state, request.credits_charged, request.user_id), ("queued", 0, self.alice))
+        self.assertBalance(self.alice, 50, request.price)
+        self.assertLedgerInvariant()
+
+    def test_nobody_writes_an_account_or_posts_a_line_directly(self):
+        account = self.account(self.alice)
+        for env in (self.env(user=self.manager), self.env(su=True)):
+            with self.subTest(su=env.su), self.assertRaises(AccessError):
+                account.with_env(env).write({"balance": 10**6})
+        with self.assertRaises(AccessError):
+            self.env["ai.credit.account"].sudo().create({"user_id": self.bob.id, "balance": 10**6})
+        with self.assertRaises(UserError):  # the old context flag an RPC caller could send
+            self.env["ai.credit.ledger.line"].sudo().with_context(ai_generation_ledger_post=True).create(
+                {"account_id": account.id, "kind": "grant", "amount": 10**6, "hold_amount": 0}
+            )
+        self.assertBalance(self.alice, 50, self.alice_request.price)
+        self.assertLedgerInvariant()
+
+    def test_refund_is_bounded_by_what_the_ledger_charged(self):
+        """The old path: write credits_charged=500, then refund 500 for a 3-credit request."""
+        self.callback("result", self.alice_request, output="ok")
+        with self.assertRaises(AccessError):
+            self.alice_request.with_user(self.manager).write({"credits_charged": 500})
+        with self.assertRaises(UserError):
+            self.alice_request.with_user(self.manager)._refund(500, "too generous")
+        with self.assertRaises(AccessError):
+            self.alice_request.with_user(self.alice)._refund(1, "self service")
+        self.assertEqual(self.lines(self.alice_request).mapped("kind"), ["hold", "capture"])
+        self.assertLedgerInvariant()

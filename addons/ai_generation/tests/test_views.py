@@ -186,8 +186,8 @@ class TestViews(AiGenerationCase):
         )
         success = self.new_request(self.alice)
         self.callback("result", success, output="ok")
-        success.with_user(self.manager).action_refund(2, "goodwill")
-        self.account(self.alice).action_adjust(-1, "correction")
+        success.with_user(self.manager)._refund(2, "goodwill")
+        self.account(self.alice)._adjust(-1, "correction")
         pivot = self.views_of("ai_generation.ai_credit_report_action", self.manager)["pivot"]
         self.assertEqual(self.groupbys(pivot), ["user_id", "date:month"])
         Report = self.env["ai.credit.report"].with_user(self.manager)

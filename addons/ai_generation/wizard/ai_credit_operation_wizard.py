@@ -2,8 +2,9 @@
 """The managers' form for credit operations: it only collects the numbers, the account posts them."""
 
 from odoo import _, api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError, UserError
 
+from ..models.transactions import call_in_own_transaction
 from ..pure.errors import ApiError
 
 
@@ -32,32 +33,30 @@ class AiCreditOperationWizard(models.TransientModel):
         return values
 
     def action_apply(self):
+        """Post the operation in a transaction of its own (the account's lock, READ COMMITTED), then
+        show the account (grant, adjustment) or the request (refund) it changed."""
         self.ensure_one()
+        if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
+            raise AccessError(_("Only AI Generation managers can change credits."))
         if self.operation == "refund":
             if not self.request_id:
                 raise UserError(_("Choose the request to refund."))
-            if self.request_id.credits_refunded:
-                raise UserError(
-                    _(
-                        "Request %(id)s was already refunded (%(credits)s credits): one refund per request.",
-                        id=self.request_id.uuid,
-                        credits=self.request_id.credits_refunded,
-                    )
-                )
-            line = self.request_id.action_refund(self.credits, self.reason)
+            self.request_id._refund(self.credits, self.reason)
+            target = self.request_id
         else:
             if not self.account_id:
                 raise UserError(_("Choose the credit account."))
-            account = self.account_id
-            post = account.action_grant if self.operation == "grant" else account.action_adjust
+            method = "_grant" if self.operation == "grant" else "_adjust"
             try:
-                line = post(self.credits, self.reason)
+                call_in_own_transaction(self.account_id.sudo(), method, self.credits, self.reason)
             except ApiError as exc:  # e.g. an adjustment below what is held: the API's words fit here too
                 raise UserError(exc.message) from exc
+            self.account_id.invalidate_recordset()
+            target = self.account_id
         return {
             "type": "ir.actions.act_window",
-            "res_model": "ai.credit.ledger.line",
-            "res_id": line.id,
+            "res_model": target._name,
+            "res_id": target.id,
             "view_mode": "form",
             "target": "current",
         }
