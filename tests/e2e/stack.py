@@ -37,7 +37,7 @@ user = env["res.users"].sudo().create({{
 }})
 price = {{"backend": "external", "model_name": {MODEL!r}, "credits": {PRICE}}}
 env["ai.generation.price"].sudo().create(price)
-env["ai.credit.account"].sudo()._for_user(user).action_grant({START_CREDITS}, "e2e: starting credits")
+env["ai.credit.account"].sudo()._open_for_user(user)._grant({START_CREDITS}, "e2e: starting credits")
 user.company_id.sudo().write({{
     "ai_invalid_free_warnings": 1, "ai_invalid_window_hours": 24, "ai_invalid_charge_mode": "full",
 }})
