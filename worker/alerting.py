@@ -5,11 +5,13 @@ Rules (DESIGN.md § Alerts), per (backend, error_type) unless said otherwise:
 - AIGenerationPersistentErrors (critical): errors going on for longer than ``persistent_seconds``
   (an episode: errors with no gap of ``quiet_seconds`` or more);
 - AIGenerationConsecutiveFailures (critical, per backend): ``consecutive_threshold`` system-side failures
-  in a row; a success or a user-side failure (the backend answered) breaks the row;
+  in a row; only a success (or ``quiet_seconds`` without a system-side failure) ends the row: a user-side
+  failure neither counts nor breaks it, a user's error is not a system recovery;
 - AIGenerationImmediateError (critical): the first error of a type whose taxonomy ``alert`` is
   "immediate" (provider_auth, quota_exhausted).
 Names and labels are the shared contract schemas/alerts.json (the per-backend alert carries
-error_type="any"), so Alertmanager merges what the worker, Odoo and n8n raise for one condition.
+error_type="any"; every alert carries source="worker"): this worker alone ends the alerts it raised, and
+Alertmanager groups them with what Odoo and n8n raise for the same condition (group_by without source).
 An active alert stays active until its errors stop: it resolves after ``quiet_seconds`` without a
 matching error (the consecutive one also at the backend's next success), so it does not flap while the
 errors go on just under a threshold. Active alerts are re-sent every ``resend_seconds`` with an endsAt
@@ -40,6 +42,7 @@ HIGH_ERROR_RATE = "AIGenerationHighErrorRate"
 PERSISTENT_ERRORS = "AIGenerationPersistentErrors"
 CONSECUTIVE_FAILURES = "AIGenerationConsecutiveFailures"
 IMMEDIATE_ERROR = "AIGenerationImmediateError"
+SOURCE = "worker"  # schemas/alerts.json "sources": who raised (and alone resolves) the alert
 
 
 @dataclass
@@ -94,6 +97,9 @@ class _Series:
 
 @dataclass
 class _Streak:
+    """System-side failures of one backend with no success in between (user-side ones are skipped)."""
+
+    first: float
     count: int = 0
     types: Counter = field(default_factory=Counter)
     samples: deque = field(default_factory=deque)
@@ -120,8 +126,8 @@ class AlertDetector:
     def record_failure(
         self, backend: str, error_type: str, side: str, alert: str, request_id: str, now: float
     ) -> bool:
-        """Count one failure; True when it may start an alert that is not active yet (or end a streak
-        alert): only then is an evaluation due before the next periodic one."""
+        """Count one failure; True when it may start an alert that is not active yet: only then is an
+        evaluation due before the next periodic one."""
         config = self.config
         series = self._series.get((backend, error_type))
         if series is None or now - series.last >= config.quiet_seconds:
@@ -131,19 +137,18 @@ class AlertDetector:
         series.total += 1
         series.immediate = series.immediate or alert == "immediate"
         _remember(series.samples, request_id, config.sample_size)
-        streak = self._streaks.setdefault(backend, _Streak())
-        streak_key = (CONSECUTIVE_FAILURES, backend, "any")
-        if side == "user":  # the backend answered: not an outage
-            streak.count = 0
-            streak.types.clear()
-            streak.samples.clear()
-            return self._may_start(series, backend, error_type) or streak_key in self._active
+        if side == "user":  # a user's error is not a system recovery: the streak neither grows nor ends
+            return self._may_start(series, backend, error_type)
+        streak = self._streaks.get(backend)
+        if streak is None or now - streak.last >= config.quiet_seconds:  # a pause ended the last one
+            streak = self._streaks[backend] = _Streak(first=now)
         streak.count += 1
         streak.types[error_type] += 1
         streak.last = now
         _remember(streak.samples, request_id, config.sample_size)
         return self._may_start(series, backend, error_type) or (
-            streak.count >= config.consecutive_threshold and streak_key not in self._active
+            streak.count >= config.consecutive_threshold
+            and (CONSECUTIVE_FAILURES, backend, "any") not in self._active
         )
 
     def _may_start(self, series: _Series, backend: str, error_type: str) -> bool:
@@ -253,6 +258,7 @@ class AlertDetector:
             "backend": backend,
             "error_type": error_type,
             "severity": severity,
+            "source": SOURCE,
         }
         holding[(alertname, backend, error_type)] = Notice(labels, {"summary": summary, **notes}, now, False)
 
@@ -260,7 +266,9 @@ class AlertDetector:
         alertname, backend, error_type = key
         if alertname == CONSECUTIVE_FAILURES:
             streak = self._streaks.get(backend)
-            return streak is None or streak.count == 0 or now - streak.last >= self.config.quiet_seconds
+            # a streak that began after the alert did is a new one: the alert's own streak went quiet
+            started = self._active[key].notice.starts_at
+            return streak is None or streak.first > started or now - streak.last >= self.config.quiet_seconds
         series = self._series.get((backend, error_type))
         return series is None or now - series.last >= self.config.quiet_seconds
 
@@ -268,6 +276,8 @@ class AlertDetector:
         quiet = self.config.quiet_seconds
         for pair in [p for p, s in self._series.items() if now - s.last >= quiet]:
             del self._series[pair]
+        for backend in [b for b, s in self._streaks.items() if now - s.last >= quiet]:
+            del self._streaks[backend]
 
 
 def _key_of(labels: dict[str, str]) -> tuple:

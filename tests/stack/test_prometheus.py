@@ -12,6 +12,7 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+import aigen_contracts
 from tests.stack.facts import REPO
 from worker import metrics  # noqa: F401 (registers the worker's metrics in REGISTRY)
 
@@ -84,3 +85,16 @@ def test_alertmanager_config_passes_amtool():
 def test_alertmanager_groups_by_the_labels_alerts_carry():
     config = yaml.safe_load((REPO / "docker" / "alertmanager" / "alertmanager.yml").read_text())
     assert set(config["route"]["group_by"]) <= {"alertname", "service", "backend", "error_type", "severity"}
+
+
+def test_alertmanager_groups_every_source_of_one_condition_into_one_notification():
+    # schemas/alerts.json: each source (worker, odoo, n8n) labels its own alerts with source=..., so
+    # grouping must leave source out for the worker's and Odoo's alert to share a notification
+    contract = aigen_contracts.load("alerts.json")
+    config = yaml.safe_load((REPO / "docker" / "alertmanager" / "alertmanager.yml").read_text())
+    assert config["route"]["group_by"] == contract["group_by"]
+    assert "source" in contract["labels"] and "source" not in config["route"]["group_by"]
+    for route in config["route"].get("routes", []):
+        assert "group_by" not in route or route["group_by"] == contract["group_by"]
+    for rule in config.get("inhibit_rules", []):
+        assert "source" not in rule.get("equal", [])

@@ -42,7 +42,7 @@ def test_immediate_error_wakes_on_its_first_occurrence():
     assert record(detector, 2, error_type="provider_auth", alert="immediate") is False
 
 
-def test_streak_alert_wakes_when_reached_and_when_a_user_error_breaks_it():
+def test_streak_alert_wakes_when_reached_and_not_for_a_user_error():
     detector = AlertDetector(
         AlertConfig(**{**CONFIG.__dict__, "consecutive_threshold": 2, "rate_threshold": 99})
     )
@@ -50,8 +50,18 @@ def test_streak_alert_wakes_when_reached_and_when_a_user_error_breaks_it():
     assert record(detector, 2) is True
     detector.evaluate(2)
     assert record(detector, 3) is False
-    # the backend answered: the active streak alert ends now, so its resolution is due
-    assert record(detector, 4, error_type="invalid_params", side="user") is True
+    # a user's error neither ends the active streak alert nor starts one: nothing is due
+    assert record(detector, 4, error_type="invalid_input", side="user") is False
+    assert [n for n in detector.evaluate(4) if n.resolved] == []
+
+
+def test_user_errors_do_not_start_a_streak_alert():
+    detector = AlertDetector(
+        AlertConfig(**{**CONFIG.__dict__, "consecutive_threshold": 2, "rate_threshold": 99})
+    )
+    assert [record(detector, t, error_type="invalid_input", side="user") for t in (1, 2, 3)] == [False] * 3
+    assert record(detector, 4) is False  # the first system failure of the row
+    assert record(detector, 5) is True
 
 
 def test_monitor_wakes_its_loop_only_for_a_possible_new_alert():

@@ -65,6 +65,7 @@ def test_rate_alert_needs_n_errors_within_the_window():
         "backend": "external",
         "error_type": "provider_unavailable",
         "severity": "warning",
+        "source": "worker",
     }
     assert notice.annotations["count"] == "3"
     assert notice.annotations["sample_request_ids"] == "req-20,req-10,req-0"
@@ -121,18 +122,43 @@ def test_consecutive_system_failures_fire_and_a_success_resolves():
     assert names(deliver(detector, 5), resolved=True) == [(CONSECUTIVE_FAILURES, "internal", "any")]
 
 
-def test_user_side_failures_break_the_row():
+def test_user_side_failures_neither_count_nor_break_the_row():
     detector = AlertDetector(ROW)
     for t in range(3):
         fail(detector, t, error_type="provider_timeout")
-    fail(detector, 3, error_type="invalid_input", side="user")
-    fail(detector, 4, error_type="provider_timeout")
-    assert deliver(detector, 4) == []
-    fail(detector, 5, error_type="provider_timeout")
-    fail(detector, 6, error_type="provider_timeout")
-    assert deliver(detector, 6) == []
-    fail(detector, 7, error_type="provider_timeout")
-    assert names(deliver(detector, 7)) == [(CONSECUTIVE_FAILURES, "external", "any")]
+    fail(detector, 3, error_type="invalid_input", side="user")  # the user's error: not in the row
+    assert deliver(detector, 3) == []
+    fail(detector, 4, error_type="provider_timeout")  # the 4th system failure in a row
+    (notice,) = deliver(detector, 4)
+    assert names([notice]) == [(CONSECUTIVE_FAILURES, "external", "any")]
+    assert notice.annotations["consecutive_failures"] == "4"
+
+
+@pytest.mark.parametrize(
+    "error_type", ["invalid_input", "content_policy", "context_length_exceeded", "model_rejected_input"]
+)
+def test_a_user_side_failure_does_not_resolve_a_firing_streak(error_type):
+    detector = AlertDetector(ROW)
+    for t in range(4):
+        fail(detector, t, backend="internal", error_type="pod_error")
+    assert names(deliver(detector, 4)) == [(CONSECUTIVE_FAILURES, "internal", "any")]
+    fail(detector, 5, backend="internal", error_type=error_type, side="user")
+    assert deliver(detector, 6) == []  # neither resolved nor re-sent early
+    assert names(detector.active()) == [(CONSECUTIVE_FAILURES, "internal", "any")]
+    detector.record_success("internal", 7)  # only the backend's success (or quiet time) ends it
+    assert names(deliver(detector, 7), resolved=True) == [(CONSECUTIVE_FAILURES, "internal", "any")]
+
+
+def test_a_streak_ends_after_quiet_seconds_and_the_next_one_starts_from_zero():
+    detector = AlertDetector(ROW)
+    for t in range(4):
+        fail(detector, t, error_type="provider_timeout")
+    deliver(detector, 4)
+    assert names(deliver(detector, 52), resolved=True) == []
+    (resolved,) = deliver(detector, 53)  # 50 s (quiet_seconds) after the last system failure
+    assert (resolved.resolved, resolved.labels["alertname"]) == (True, CONSECUTIVE_FAILURES)
+    fail(detector, 200, error_type="provider_timeout")  # one failure after the pause: a new row of 1
+    assert deliver(detector, 200) == []
 
 
 @pytest.mark.parametrize(
@@ -256,6 +282,7 @@ def test_alertmanager_delivers_firing_then_resolved(alertmanager):
         "backend": "external",
         "error_type": "provider_unavailable",
         "severity": "warning",
+        "source": "worker",
     }
     assert firing["annotations"]["count"] == "3"
     assert set(firing["annotations"]["sample_request_ids"].split(",")) == {"req-0", "req-1", "req-2"}
@@ -273,3 +300,66 @@ def test_alert_names_and_labels_follow_the_shared_contract():
     assert AlertConfig().service == contract["service"]
     for name in (HIGH_ERROR_RATE, PERSISTENT_ERRORS, CONSECUTIVE_FAILURES, IMMEDIATE_ERROR):
         assert name in contract["alerts"], name
+    detector = AlertDetector(AlertConfig(**{**CONFIG.__dict__, "rate_threshold": 1}))
+    fail(detector, 0)
+    (notice,) = deliver(detector, 0)
+    assert sorted(notice.labels) == sorted(contract["labels"])
+    assert notice.labels["source"] == "worker" and "worker" in contract["sources"]
+
+
+def test_extra_labels_cannot_take_over_the_source_label():
+    config = AlertConfig(**{**CONFIG.__dict__, "rate_threshold": 1, "extra_labels": {"source": "odoo"}})
+    detector = AlertDetector(config)
+    fail(detector, 0)
+    (notice,) = deliver(detector, 0)
+    assert notice.labels["source"] == "worker"
+
+
+# --- the streak against the real Alertmanager ----------
+
+
+def _timed_monitor(alertmanager, clock, **settings):
+    config = AlertConfig(
+        **{
+            **ROW.__dict__,
+            "alertmanager_url": alertmanager.url,
+            "consecutive_threshold": 3,
+            "quiet_seconds": 300,
+            "resend_seconds": 60,
+            **settings,
+        }
+    )
+    return AlertMonitor(config, clock=lambda: clock[0])
+
+
+def _states(alertmanager, **labels):
+    return [a["status"]["state"] for a in alertmanager.alerts(**labels)]
+
+
+@pytest.mark.slow
+def test_a_user_error_after_a_system_streak_keeps_the_alert_firing_in_alertmanager(alertmanager):
+    clock = [0.0]
+    monitor = _timed_monitor(alertmanager, clock)
+    timeout = classify(Signal("timeout"))
+    for i in range(3):
+        clock[0] += 1
+        monitor.record_failure("external", timeout, f"req-{i}")
+    assert names(monitor.tick()) == [(CONSECUTIVE_FAILURES, "external", "any")]
+    alertmanager.webhook.wait_for(status="firing", alertname=CONSECUTIVE_FAILURES)
+    streak = {"alertname": CONSECUTIVE_FAILURES, "backend": "external", "source": "worker"}
+    assert _states(alertmanager, **streak) == ["active"]
+
+    clock[0] += 1  # the next job fails on the user side: the provider is still down for everyone else
+    user_error = classify(Signal("http", status=400))
+    assert user_error.side == "user"
+    monitor.record_failure("external", user_error, "req-user")
+    clock[0] += 1
+    assert monitor.tick() == []  # nothing to post: no resolution
+    assert _states(alertmanager, **streak) == ["active"]
+    assert alertmanager.webhook.alerts(status="resolved", alertname=CONSECUTIVE_FAILURES) == []
+
+    monitor.record_success("external")  # a success is the recovery
+    clock[0] += 1
+    assert [n.resolved for n in monitor.tick()] == [True]
+    alertmanager.webhook.wait_for(status="resolved", alertname=CONSECUTIVE_FAILURES)
+    assert _states(alertmanager, **streak) == []

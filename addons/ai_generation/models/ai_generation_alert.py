@@ -108,13 +108,25 @@ class AiGenerationAlert(models.Model):
         ]
         outcomes = {}
         for backend in ("external", "internal"):
+            # user-side failures neither extend nor break a backend's streak: leave them out
             latest = Request.search(
-                [("backend", "=", backend), ("state", "in", ("succeeded", "failed"))],
+                [
+                    ("backend", "=", backend),
+                    ("finished_at", "!=", False),
+                    "|",
+                    ("state", "=", "succeeded"),
+                    "&",
+                    ("state", "=", "failed"),
+                    ("error_side", "!=", "user"),
+                ],
                 order="finished_at desc, id desc",
                 limit=rules.consecutive_threshold,
             )
             outcomes[backend] = [
-                (r.state == "succeeded" or r.error_side == "user", r.error_type) for r in latest
+                alerts.Outcome(
+                    alerts.SUCCEEDED if r.state == "succeeded" else alerts.SYSTEM, r.error_type, r.finished_at
+                )
+                for r in latest
             ]
 
         def kind_of(error_type):

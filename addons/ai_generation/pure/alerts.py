@@ -3,9 +3,12 @@
 Rules, evaluated over the failures of the last ``window_minutes``:
 - high frequency: at least ``rate_threshold`` failures of one (backend, error_type);
 - immediate: any failure of an error type whose taxonomy row says ``alert: immediate``;
-- persistent: the last ``consecutive_threshold`` outcomes of a backend were all system-side failures.
-Labels identify an alert, so the worker and Odoo raising the same one are deduplicated by Alertmanager:
-names and labels follow the repo's schemas/alerts.json (checked by tests/addon_logic).
+- persistent: the last ``consecutive_threshold`` outcomes of a backend were all system-side failures,
+  the newest of them within the window. User-side failures are skipped: a user's error is not a system
+  recovery, so it neither counts nor breaks the row; only a success (or the window passing) ends it.
+Names and labels follow the repo's schemas/alerts.json (checked by tests/addon_logic). Every alert carries
+source="odoo": Odoo ends only its own alerts, never the same condition a worker or n8n is still firing;
+Alertmanager groups the sources' alerts into one notification (group_by without source).
 """
 
 from collections import Counter, defaultdict
@@ -16,6 +19,8 @@ SERVICE = "ai_generation"
 ALERT_RATE = "AIGenerationHighErrorRate"
 ALERT_IMMEDIATE = "AIGenerationImmediateError"
 ALERT_CONSECUTIVE = "AIGenerationConsecutiveFailures"  # per backend: error_type label "any"
+SOURCE = "odoo"  # schemas/alerts.json "sources"
+SUCCEEDED, SYSTEM, USER = "succeeded", "system", "user"  # Outcome.kind
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,15 @@ class Failure:
     backend: str
     error_type: str
     side: str
+    at: object  # datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one finished request of a backend ended: ``kind`` is SUCCEEDED or the failure's side."""
+
+    kind: str
+    error_type: str | None
     at: object  # datetime
 
 
@@ -51,6 +65,7 @@ def _labels(alertname, backend, error_type, severity):
         "backend": backend,
         "error_type": error_type,
         "severity": severity,
+        "source": SOURCE,
     }
 
 
@@ -58,7 +73,8 @@ def evaluate(rules, failures, recent_outcomes, alert_kind_of, now):
     """The alerts that hold now, keyed by their label tuple.
 
     ``failures``: Failure records (any age; older than the window are ignored).
-    ``recent_outcomes``: {backend: [(ok: bool, error_type or None), ...] newest first}.
+    ``recent_outcomes``: {backend: [Outcome, ...] newest first}, at least the latest
+    ``consecutive_threshold`` that are not user-side failures (those may be left out).
     ``alert_kind_of``: error_type → "rate" | "immediate" (the taxonomy's ``alert`` field).
     """
     since = now - timedelta(minutes=rules.window_minutes)
@@ -88,12 +104,14 @@ def evaluate(rules, failures, recent_outcomes, alert_kind_of, now):
 
     k = rules.consecutive_threshold
     for backend, outcomes in sorted(recent_outcomes.items()):
-        last = outcomes[:k]
-        if k > 0 and len(last) == k and all(not ok for ok, _ in last):
-            kinds = Counter(error_type for _, error_type in last)
+        last = [o for o in outcomes if o.kind != USER][:k]
+        streak = k > 0 and len(last) == k and all(o.kind == SYSTEM for o in last)
+        if streak and last[0].at >= since:  # its newest failure is recent: the streak still holds
+            kinds = Counter(o.error_type for o in last)
             alert = Alert(_labels(ALERT_CONSECUTIVE, backend, "any", "critical"))
             alert.annotations = {
-                "summary": f"the last {k} requests on the {backend} backend all failed on our side",
+                "summary": f"{k} system-side failures in a row on the {backend} backend"
+                " (user-side failures do not break the row)",
                 "count": str(k),
                 "error_types": ", ".join(sorted(kinds)),
             }

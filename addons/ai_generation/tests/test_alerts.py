@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 import time
 import unittest
+from datetime import UTC, datetime, timedelta
 
 import requests
 from odoo.tests import tagged
@@ -21,6 +22,11 @@ route:
 receivers:
   - name: "null"
 """
+
+
+def iso_in(seconds):
+    """Now plus ``seconds`` in the format the cron posts (comparable as text)."""
+    return (datetime.now(UTC) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def start_alertmanager():
@@ -70,6 +76,7 @@ class TestAlerts(AiGenerationCase):
         super().setUp()
         if not self.am_process:
             raise unittest.SkipTest("prometheus-alertmanager not installed")
+        self._end_all_alerts()  # the database is rolled back after each test, Alertmanager is not
         self.grant(self.alice, 1000)
         params = self.env["ir.config_parameter"].sudo()
         params.set_param("ai_generation.alertmanager_url", self.am_url)
@@ -83,13 +90,31 @@ class TestAlerts(AiGenerationCase):
             self.callback("failure", request, **self.failure_payload(error_type))
         return requests_
 
+    def _succeed(self, count):
+        for _ in range(count):
+            request = self.new_request(self.alice)
+            self.callback("progress", request, state="running", attempt=1)
+            self.callback("result", request, output="a poem", usage={"total_tokens": 12})
+
+    def _alertmanager_alerts(self):
+        return requests.get(f"{self.am_url}/api/v2/alerts", params={"active": "true"}, timeout=5).json()
+
+    def _end_all_alerts(self):
+        ended = [
+            {"labels": a["labels"], "startsAt": a["startsAt"], "endsAt": iso_in(0)}
+            for a in self._alertmanager_alerts()
+        ]
+        if ended:
+            requests.post(f"{self.am_url}/api/v2/alerts", json=ended, timeout=5).raise_for_status()
+
     def _active(self):
         """Alertmanager's active alerts with our service label, as {alertname: labels}."""
-        found = requests.get(f"{self.am_url}/api/v2/alerts", params={"active": "true"}, timeout=5).json()
         return {
             (a["labels"]["alertname"], a["labels"].get("error_type")): a
-            for a in found
-            if a["labels"].get("service") == alerts.SERVICE and a["status"]["state"] == "active"
+            for a in self._alertmanager_alerts()
+            if a["labels"].get("service") == alerts.SERVICE
+            and a["labels"].get("source") == "odoo"
+            and a["status"]["state"] == "active"
         }
 
     def test_rate_alert_is_raised_resent_and_resolved(self):
@@ -102,12 +127,13 @@ class TestAlerts(AiGenerationCase):
         active = self._active()
         alert = active[(alerts.ALERT_RATE, "provider_unavailable")]
         self.assertEqual(
-            {k: alert["labels"][k] for k in ("service", "backend", "error_type", "severity")},
+            {k: alert["labels"][k] for k in ("service", "backend", "error_type", "severity", "source")},
             {
                 "service": "ai_generation",
                 "backend": "external",
                 "error_type": "provider_unavailable",
                 "severity": "warning",
+                "source": "odoo",
             },
         )
         self.assertEqual(alert["annotations"]["count"], "3")
@@ -140,6 +166,63 @@ class TestAlerts(AiGenerationCase):
         self._fail("provider_timeout", 3)
         self.env["ai.generation.alert"]._cron_send_alerts()
         self.assertIn((alerts.ALERT_CONSECUTIVE, "any"), self._active())
+
+    def test_a_user_side_failure_does_not_resolve_a_system_streak(self):
+        Alert = self.env["ai.generation.alert"]
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("ai_generation.alert_consecutive_threshold", "3")
+        params.set_param("ai_generation.alert_rate_threshold", "100")
+        self._fail("provider_timeout", 3)
+        Alert._cron_send_alerts()
+        streak = (alerts.ALERT_CONSECUTIVE, "any")
+        self.assertIn(streak, self._active())
+        for error_type in ("invalid_input", "content_policy", "context_length_exceeded"):
+            self._fail(error_type, 1)  # the next jobs fail on the user side: not a recovery
+            sent = Alert._cron_send_alerts()
+            self.assertEqual([a["labels"]["alertname"] for a in sent], [alerts.ALERT_CONSECUTIVE])
+            self.assertGreater(sent[0]["endsAt"], iso_in(60))  # re-sent as firing, not ended
+            self.assertIn(streak, self._active())
+            self.assertEqual(Alert.search([]).labels["alertname"], alerts.ALERT_CONSECUTIVE)
+        self._fail("provider_timeout", 1)
+        self._succeed(1)  # a success is the recovery
+        Alert._cron_send_alerts()
+        self.assertNotIn(streak, self._active())
+        self.assertFalse(Alert.search([]))
+
+    def test_a_system_streak_ends_when_its_failures_leave_the_window(self):
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("ai_generation.alert_consecutive_threshold", "3")
+        params.set_param("ai_generation.alert_rate_threshold", "100")
+        self._fail("provider_timeout", 3)
+        self.env["ai.generation.alert"]._cron_send_alerts()
+        self.assertIn((alerts.ALERT_CONSECUTIVE, "any"), self._active())
+        self.env.cr.execute("UPDATE ai_generation_request SET finished_at = finished_at - interval '1 hour'")
+        self.env.invalidate_all()
+        self.env["ai.generation.alert"]._cron_send_alerts()
+        self.assertNotIn((alerts.ALERT_CONSECUTIVE, "any"), self._active())
+
+    def test_odoo_resolving_its_alert_leaves_a_worker_raised_one_firing(self):
+        Alert = self.env["ai.generation.alert"]
+        params = self.env["ir.config_parameter"].sudo()
+        params.set_param("ai_generation.alert_consecutive_threshold", "3")
+        params.set_param("ai_generation.alert_rate_threshold", "100")
+        self._fail("provider_timeout", 3)
+        (odoo_alert,) = Alert._cron_send_alerts()
+        self.assertEqual(odoo_alert["labels"]["source"], "odoo")
+        # one worker sees the same condition and raises it (its own source label, endsAt ahead)
+        worker_labels = dict(odoo_alert["labels"], source="worker")
+        worker_alert = {"labels": worker_labels, "startsAt": iso_in(0), "endsAt": iso_in(300)}
+        requests.post(f"{self.am_url}/api/v2/alerts", json=[worker_alert], timeout=5).raise_for_status()
+        # Odoo sees a success from another worker: it resolves its alert (endsAt now)
+        self._succeed(1)
+        (resolved,) = Alert._cron_send_alerts()
+        self.assertLess(resolved["endsAt"], iso_in(1))
+        still = [
+            a["labels"]["source"]
+            for a in self._alertmanager_alerts()
+            if a["labels"]["alertname"] == alerts.ALERT_CONSECUTIVE and a["status"]["state"] == "active"
+        ]
+        self.assertEqual(still, ["worker"])  # the worker owns its alert until it resolves it
 
     def test_unreachable_alertmanager_changes_nothing(self):
         self.env["ir.config_parameter"].sudo().set_param(
