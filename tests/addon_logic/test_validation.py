@@ -63,10 +63,118 @@ def test_sizes_over_the_limits_are_413():
         validate_generation(dict(GOOD, params={"system": "y" * 100}), Limits(max_params_bytes=50))
 
 
-@pytest.mark.parametrize("raw", [b"", b"[1]", b"{bad", b"\xff"])
+@pytest.mark.parametrize("raw", [b"", b"[1]", b"{bad", b"\xff", b"null", b"1", b'"x"', b"{}x"])
 def test_body_must_be_a_json_object(raw):
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidRequest) as caught:
         validation.parse_json_object(raw)
+    assert list(caught.value.fields) == ["body"]
+
+
+GOOD_JSON = '{"backend":"external","model":"m","prompt":"hi","params":%s}'
+
+# Each input answered 500 before (RecursionError, NUL/surrogate refused by PostgreSQL or by the answer
+# encoder, NaN stored as invalid JSON) or was taken although it is not JSON. {field: words of the message}
+HOSTILE_BODIES = {
+    "deep params": (GOOD_JSON % ("[" * 1000 + "]" * 1000), {"body": "Nested"}),
+    "deep, parsed": (GOOD_JSON % ("[" * 40 + "]" * 40), {"params": "Nested more than 16"}),
+    "deep unknown field": ('{"x":' + "[" * 5000 + "]" * 5000 + "}", {"body": "Nested"}),
+    "NUL in model": ('{"backend":"external","model":"m\\u0000","prompt":"hi"}', {"model": "NUL"}),
+    "NUL in prompt": ('{"backend":"external","model":"m","prompt":"h\\u0000i"}', {"prompt": "NUL"}),
+    "NUL in a params key": (GOOD_JSON % '{"sys\\u0000tem":"x"}', {"params": "A key here: must not"}),
+    "NUL in a params value": (GOOD_JSON % '{"system":"x\\u0000"}', {"params.system": "NUL"}),
+    "NUL deep in a list": (GOOD_JSON % '{"stop":["a","\\u0000"]}', {"params.stop.1": "NUL"}),
+    "high surrogate": ('{"backend":"external","model":"m","prompt":"\\ud800"}', {"prompt": "surrogate"}),
+    "low surrogate": ('{"backend":"external","model":"\\udc00","prompt":"hi"}', {"model": "surrogate"}),
+    "surrogate key": ('{"backend":"external","model":"m","prompt":"hi","\\ud800":1}', {"body": "A key"}),
+    "NaN": (GOOD_JSON % '{"temperature":NaN}', {"params.temperature": "finite"}),
+    "Infinity": (GOOD_JSON % '{"temperature":Infinity}', {"params.temperature": "finite"}),
+    "-Infinity": (GOOD_JSON % '{"seed":-Infinity}', {"params.seed": "finite"}),
+    "1e400 (a float overflow)": (GOOD_JSON % '{"temperature":1e400}', {"params.temperature": "finite"}),
+    "5000 digits": (GOOD_JSON % ('{"seed":' + "9" * 5000 + "}"), {"params.seed": "between"}),
+    "2**53": (GOOD_JSON % ('{"seed":' + str(2**53) + "}"), {"params.seed": "between"}),
+    "duplicate key": (
+        '{"backend":"external","model":"m","prompt":"a","prompt":"b"}',
+        {"prompt": "more than once"},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_BODIES)
+def test_hostile_json_is_refused_field_by_field(name):
+    text, expected = HOSTILE_BODIES[name]
+    with pytest.raises(InvalidRequest) as caught:
+        validation.parse_json_object(text.encode("utf-8"))
+    fields = caught.value.fields
+    assert sorted(fields) == sorted(expected), fields
+    for where, words in expected.items():
+        assert words in fields[where]
+        # the answer itself must be encodable (a surrogate in it was a 500 of its own)
+        (where + fields[where]).encode("utf-8")
+
+
+def test_largest_exact_integers_and_a_bom_are_fine():
+    body = validation.parse_json_object(
+        ("\ufeff" + GOOD_JSON % ('{"seed":' + str(2**53 - 1) + ',"temperature":1.5e0}')).encode()
+    )
+    assert body["params"] == {"seed": 2**53 - 1, "temperature": 1.5}
+    assert validation.parse_json_object(b'{"seed":-9007199254740991}') == {"seed": -(2**53 - 1)}
+    # a surrogate pair written as escapes is one valid character
+    assert validation.parse_json_object(b'{"prompt":"\\ud83d\\ude00"}') == {"prompt": "\U0001f600"}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"prompt":"\xed\xa0\x80"}', b'{"prompt":"\xff"}', '{"prompt":"x"}'.encode("utf-16")],
+    ids=["utf-8 encoded surrogate", "invalid byte", "utf-16"],
+)
+def test_only_utf8_is_read(raw):
+    with pytest.raises(InvalidRequest) as caught:
+        validation.parse_json_object(raw)
+    assert "UTF-8" in caught.value.fields["body"]
+
+
+def test_idempotency_key():
+    assert validation.idempotency_key([]) is None
+    assert validation.idempotency_key(["order-42"]) == "order-42"
+    for bad in ([""], ["with space"], ["é"], ["x" * 256], ["a\x00"], ["a", "b"]):
+        with pytest.raises(InvalidRequest) as caught:
+            validation.idempotency_key(bad)
+        assert list(caught.value.fields) == ["Idempotency-Key"]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["abc"],
+        [""],
+        ["1_0"],
+        ["+5"],
+        [" 5"],
+        ["5 "],
+        ["\u0663"],
+        ["1e2"],
+        ["9" * 5000],
+        ["0"],
+        ["101"],
+        ["5", "6"],
+    ],
+)
+def test_query_integer_refuses_what_int_would_bend(values):
+    with pytest.raises(InvalidRequest) as caught:
+        validation.query_integer("limit", values, 20, 1, 100)
+    assert "between 1 and 100" in caught.value.fields["limit"] or "once" in caught.value.fields["limit"]
+
+
+def test_query_integer_and_choice():
+    assert validation.query_integer("limit", [], 20, 1, 100) == 20
+    assert validation.query_integer("limit", ["100"], 20, 1, 100) == 100
+    assert validation.query_integer("offset", ["-1"], 0, -5, 5) == -1
+    assert validation.query_choice("status", [], ("queued", "failed")) is None
+    assert validation.query_choice("status", ["failed"], ("queued", "failed")) == "failed"
+    for bad in ([""], ["Failed"], ["queued", "failed"], ["queued\x00"]):
+        with pytest.raises(InvalidRequest) as caught:
+            validation.query_choice("status", bad, ("queued", "failed"))
+        assert "queued, failed" in caught.value.fields["status"]
 
 
 def test_price_counts_images():

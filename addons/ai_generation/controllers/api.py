@@ -19,7 +19,6 @@ _logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-KEY_RE = re.compile(r"^[\x21-\x7e]{1,255}$")
 ROUTE_OPTIONS = {"type": "http", "auth": "ai_generation_api", "csrf": False, "save_session": False}
 
 
@@ -32,21 +31,12 @@ def _body_hash(body):
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _int_arg(name, default, low, high):
-    raw = request.httprequest.args.get(name)
-    if raw is None:
-        return default
+def _query_arg(parse, name, *args):
+    """A query argument through one of validation's parsers; a 400 with the field otherwise."""
     try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationFailed(
-            f"Invalid query parameter {name}.", {name: "Must be a whole number."}
-        ) from None
-    if not low <= value <= high:
-        raise ValidationFailed(
-            f"Invalid query parameter {name}.", {name: f"Must be between {low} and {high}."}
-        )
-    return value
+        return parse(name, request.httprequest.args.getlist(name), *args)
+    except validation.InvalidRequest as exc:
+        raise ValidationFailed(str(exc), exc.fields) from None
 
 
 class GenerationApi(http.Controller):
@@ -71,13 +61,8 @@ class GenerationApi(http.Controller):
         raw = httprequest.get_data()
         if len(raw) > MAX_BODY_BYTES:
             raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-        key = httprequest.headers.get("Idempotency-Key")
-        if key is not None and not KEY_RE.match(key):
-            raise ValidationFailed(
-                "Invalid Idempotency-Key header.",
-                {"Idempotency-Key": "1 to 255 printable ASCII characters without spaces."},
-            )
         try:
+            key = validation.idempotency_key(httprequest.headers.getlist("Idempotency-Key"))
             body = validation.parse_json_object(raw)
         except validation.InvalidRequest as exc:
             raise ValidationFailed(str(exc), exc.fields) from None
@@ -118,16 +103,12 @@ class GenerationApi(http.Controller):
     @http.route("/api/v1/generations", methods=["GET"], **ROUTE_OPTIONS)
     def list_generations(self, **_kwargs):
         try:
-            limit = _int_arg("limit", 20, 1, 100)
-            offset = _int_arg("offset", 0, 0, 10**9)
+            limit = _query_arg(validation.query_integer, "limit", 20, 1, 100)
+            offset = _query_arg(validation.query_integer, "offset", 0, 0, 10**9)
             domain = []
-            status = request.httprequest.args.get("status")
+            known = [s for s, _label in request.env["ai.generation.request"]._fields["state"].selection]
+            status = _query_arg(validation.query_choice, "status", known)
             if status:
-                known = [s for s, _label in request.env["ai.generation.request"]._fields["state"].selection]
-                if status not in known:
-                    raise ValidationFailed(
-                        "Invalid status filter.", {"status": "Must be one of: " + ", ".join(known)}
-                    )
                 domain.append(("state", "=", status))
             items = self._own_requests(domain, limit=limit, offset=offset)
             count = self._own_requests(domain, count=True)

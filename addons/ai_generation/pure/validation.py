@@ -1,10 +1,18 @@
-"""Checks a generation request body from the public API; field-level messages a person understands.
+"""Checks a generation request from the public API; field-level messages a person understands.
 
 Two outcomes beside success: ``PayloadTooLarge`` (HTTP 413) for a prompt or params over the limits,
 and ``InvalidRequest`` (HTTP 400) carrying one message per offending field (``params.size`` style keys).
+
+The body is read as strict JSON (RFC 8259), stricter than Python's ``json``: UTF-8 only, no NaN or
+Infinity, no number that turns into infinity, no integer beyond what every JSON reader holds exactly
+(2**53 - 1, I-JSON), no key given twice, no NUL character and no lone UTF-16 surrogate in any key or
+string (PostgreSQL stores neither; a surrogate cannot even be encoded in an answer), nesting bounded.
+Anything else would reach the database or the answer encoder and come back as a 500.
 """
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 from . import contracts
@@ -13,6 +21,11 @@ BACKENDS = ("external", "internal")
 TASKS = ("text", "image")
 ALLOWED_KEYS = frozenset({"backend", "model", "task", "prompt", "params"})
 MODEL_MAX_LENGTH = 128
+MAX_DEPTH = 16
+MAX_SAFE_INTEGER = 2**53 - 1
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
+QUERY_INTEGER_RE = re.compile(r"-?[0-9]{1,12}")
+LONE_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -40,17 +53,166 @@ class GenerationInput:
     params: dict = field(default_factory=dict)
 
 
+# ---------------------------------------------------------------- strict JSON
+class _NotJsonNumber:
+    """NaN, Infinity, -Infinity or a number too large for a float: Python reads them, JSON has none."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+class _UnsafeInteger:
+    """An integer literal too long to be exact anywhere; kept as text (no costly int() of it)."""
+
+    def __init__(self, text):
+        self.text = text
+
+
+class _ObjectWithDuplicates(dict):
+    def __init__(self, pairs, duplicates):
+        super().__init__(pairs)
+        self.duplicates = duplicates
+
+
+def _object(pairs):
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    seen, duplicates = set(), []
+    for key, _value in pairs:
+        if key in seen and key not in duplicates:
+            duplicates.append(key)
+        seen.add(key)
+    return _ObjectWithDuplicates(found, duplicates)
+
+
+def _integer(text):
+    return _UnsafeInteger(text) if len(text) > 17 else int(text)
+
+
+def _float(text):
+    value = float(text)
+    return value if math.isfinite(value) else _NotJsonNumber(text)
+
+
+def _decode(raw):
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = bytes(raw or b"").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest(
+                {"body": f"The body must be UTF-8 encoded JSON (invalid byte at position {exc.start})."}
+            ) from None
+    # RFC 8259 § 8.1: a parser may ignore a byte order mark
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def _text_problem(text):
+    if "\x00" in text:
+        return "Must not contain the NUL character (\\u0000)."
+    if LONE_SURROGATE_RE.search(text):
+        return "Must be valid Unicode text: it holds a lone UTF-16 surrogate (\\ud800-\\udfff)."
+    return None
+
+
+def _field_name(path):
+    return ".".join(path) if path else "body"
+
+
+def _strict_json_errors(document):
+    """{field: message} for every value strict JSON or the database refuses (iterative: no recursion)."""
+    errors = {}
+    pending = [(document, ())]
+    while pending:
+        value, path = pending.pop()
+        where = _field_name(path)
+        if len(path) > MAX_DEPTH:
+            errors.setdefault(_field_name(path[:1]), f"Nested more than {MAX_DEPTH} levels deep.")
+        elif isinstance(value, str):
+            problem = _text_problem(value)
+            if problem:
+                errors.setdefault(where, problem)
+        elif isinstance(value, _NotJsonNumber):
+            errors.setdefault(where, "Must be a finite number (NaN and Infinity are not JSON numbers).")
+        elif isinstance(value, _UnsafeInteger) or (
+            isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_SAFE_INTEGER
+        ):
+            errors.setdefault(where, f"Must be between {-MAX_SAFE_INTEGER} and {MAX_SAFE_INTEGER}.")
+        elif isinstance(value, dict):
+            for key in getattr(value, "duplicates", ()):
+                errors.setdefault(_field_name((*path, key)), "Given more than once.")
+            for key, child in value.items():
+                problem = _text_problem(key)
+                if problem:
+                    # never echo such a key as a field name: the answer could not be encoded
+                    errors.setdefault(where, "A key here: " + problem[0].lower() + problem[1:])
+                else:
+                    pending.append((child, (*path, key)))
+        elif isinstance(value, list):
+            pending.extend((child, (*path, str(index))) for index, child in enumerate(value))
+    return errors
+
+
 def parse_json_object(raw):
-    """The decoded JSON object of a request body, or InvalidRequest."""
+    """The decoded JSON object of a request body (bytes or text), or InvalidRequest."""
+    text = _decode(raw)
     try:
-        body = json.loads(raw or b"")
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest({"body": "The body must be a JSON object."}) from None
+        body = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_int=_integer,
+            parse_float=_float,
+            parse_constant=_NotJsonNumber,
+        )
+    except RecursionError:
+        raise InvalidRequest({"body": f"Nested more than {MAX_DEPTH} levels deep."}) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(
+            {"body": f"Invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."}
+        ) from None
     if not isinstance(body, dict):
         raise InvalidRequest({"body": "The body must be a JSON object."})
+    errors = _strict_json_errors(body)
+    if errors:
+        raise InvalidRequest(errors)
     return body
 
 
+# ---------------------------------------------------------------- headers and query arguments
+def idempotency_key(values):
+    """The Idempotency-Key header (all values sent, as a list), None when absent, or InvalidRequest."""
+    if not values:
+        return None
+    if len(values) > 1:
+        raise InvalidRequest({"Idempotency-Key": "Send the header once."})
+    if not IDEMPOTENCY_KEY_RE.fullmatch(values[0]):
+        raise InvalidRequest({"Idempotency-Key": "1 to 255 printable ASCII characters without spaces."})
+    return values[0]
+
+
+def query_integer(name, values, default, low, high):
+    """A whole number query argument (all values sent, as a list) within [low, high], or InvalidRequest."""
+    if not values:
+        return default
+    if len(values) > 1:
+        raise InvalidRequest({name: "Give this argument once."})
+    if not QUERY_INTEGER_RE.fullmatch(values[0]) or not low <= int(values[0]) <= high:
+        raise InvalidRequest({name: f"Must be a whole number between {low} and {high}."})
+    return int(values[0])
+
+
+def query_choice(name, values, choices):
+    """One of ``choices`` (all values sent, as a list), None when absent, or InvalidRequest."""
+    if not values:
+        return None
+    if len(values) > 1 or values[0] not in choices:
+        raise InvalidRequest({name: "Must be one of: " + ", ".join(choices) + " (once)."})
+    return values[0]
+
+
+# ---------------------------------------------------------------- the generation request
 def _params_errors(params):
     errors = {}
     for error in contracts.validator("params.json").iter_errors(params):
