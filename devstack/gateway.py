@@ -22,6 +22,8 @@ DEFAULTS = {
     "AIGEN_GATEWAY_CALLBACK_ALLOW": "127.0.0.1",
     "AIGEN_GATEWAY_RATE": "10r/s",
     "AIGEN_GATEWAY_BURST": "20",
+    "AIGEN_GATEWAY_LOGIN_RATE": "30r/m",
+    "AIGEN_GATEWAY_LOGIN_BURST": "10",
 }
 
 MAIN_CONF = """\
@@ -104,6 +106,8 @@ class Gateway:
     callback_allow: str = DEFAULTS["AIGEN_GATEWAY_CALLBACK_ALLOW"]
     rate: str = DEFAULTS["AIGEN_GATEWAY_RATE"]
     burst: int = int(DEFAULTS["AIGEN_GATEWAY_BURST"])
+    login_rate: str = DEFAULTS["AIGEN_GATEWAY_LOGIN_RATE"]
+    login_burst: int = int(DEFAULTS["AIGEN_GATEWAY_LOGIN_BURST"])
     prefix: Path | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -121,6 +125,8 @@ class Gateway:
             "AIGEN_GATEWAY_CALLBACK_ALLOW": self.callback_allow,
             "AIGEN_GATEWAY_RATE": self.rate,
             "AIGEN_GATEWAY_BURST": str(self.burst),
+            "AIGEN_GATEWAY_LOGIN_RATE": self.login_rate,
+            "AIGEN_GATEWAY_LOGIN_BURST": str(self.login_burst),
         }
 
     def start(self, timeout: float = 15) -> "Gateway":
