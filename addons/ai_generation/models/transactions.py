@@ -18,6 +18,7 @@ installed (its demo data), a savepoint in the caller's cursor stands in: see _ma
 
 import logging
 import random
+import threading
 import time
 
 from odoo.modules import module as odoo_module
@@ -31,9 +32,11 @@ MAX_TRIES = 3
 
 
 def _may_commit_apart(registry):
-    """False while tests run (their cursor must not commit) and while the module is being installed or
+    """False while tests run (their cursor must not commit: Odoo's runner and pytest-odoo both mark
+    the thread ``testing``) and while the module is being installed or
     updated (its demo data calls the same code, and a new cursor would not see the new tables yet)."""
-    return registry.ready and not registry.in_test_mode() and not odoo_module.current_test
+    testing = odoo_module.current_test or getattr(threading.current_thread(), "testing", False)
+    return registry.ready and not registry.in_test_mode() and not testing
 
 
 def run_in_own_transaction(env, func, *args, **kwargs):
