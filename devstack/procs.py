@@ -16,6 +16,8 @@ class Child:
     env: Mapping[str, str] | None = None
     cwd: str | None = None
     stop_signal: int = signal.SIGTERM
+    # seconds between the stop signal and SIGKILL: cover the child's own graceful shutdown
+    stop_timeout: float = 20
     out: object = field(default=sys.stdout, repr=False)
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -44,13 +46,13 @@ class Child:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 20) -> int | None:
+    def stop(self, timeout: float | None = None) -> int | None:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(self.stop_signal)
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(self.stop_timeout if timeout is None else timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -15,13 +15,17 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 
 from devstack import alertmanager, gateway, procs
-from devstack.odoo import CONFIGURE_SCRIPT, REPO, OdooHome, write_config
+from devstack.odoo import CONFIGURE_SCRIPT, REPO, OdooHome, setup_step, write_config
 from devstack.ports import wait_http
 
 VAR = REPO / "var"  # git-ignored: databases' filestore, Alertmanager data, the generated secret
+# After its shutdown grace the worker still returns the unfinished jobs to the queue, closes its broker
+# connections and sends its last alert updates before it exits.
+WORKER_STOP_MARGIN = 15.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,6 +125,55 @@ def alert_url_env() -> str:
     return names[0] if names else "AIGEN_ALERT_URL"
 
 
+def worker_shutdown_grace(environ: Mapping[str, str]) -> float:
+    """The worker's shutdown grace as the worker reads it from ``environ`` (worker/config.py)."""
+    from worker.config import all_options, convert
+
+    option = next(o for o in all_options() if o.section == "worker" and o.name == "shutdown_grace")
+    raw = environ.get(option.env)
+    return option.default if raw is None else convert(raw, option.type, option.env)
+
+
+def worker_stop_timeout(environ: Mapping[str, str]) -> float:
+    """How long to wait for the worker after SIGTERM: its grace, so that jobs finishing then still report
+    their result instead of being killed and run again, plus the clean-up after it."""
+    return worker_shutdown_grace(environ) + WORKER_STOP_MARGIN
+
+
+def worker_child(worker_env: Mapping[str, str]) -> procs.Child:
+    """The worker as run-stack runs it (the .venv's aigen-worker), with time to finish its jobs on stop."""
+    worker_bin = str(Path(sys.executable).with_name("aigen-worker"))
+    stop_timeout = worker_stop_timeout({**os.environ, **worker_env})
+    return procs.Child("worker", [worker_bin], env=worker_env, stop_timeout=stop_timeout)
+
+
+def db_params_from_env() -> dict:
+    return {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": os.environ.get("PGPORT", "5432"),
+        "user": os.environ.get("AIGEN_ODOO_DB_USER", "odoo"),
+        "password": os.environ.get("AIGEN_ODOO_DB_PASSWORD", "odoo"),
+    }
+
+
+def prepare_database(
+    home: OdooHome, conf: Path, db: str, db_params: dict, *, update: bool, demo: bool
+) -> str | None:
+    """Install the addon in a new database (with the demo data if asked) or update it on --update; an
+    installed addon is left as it is, so the demo data is loaded once per database. The step run or None."""
+    state = home.addon_state(db, db_params)
+    step = setup_step(state, update)
+    if step is not None:
+        procs.run_step("odoo-setup", home.cmd("-c", str(conf), "-d", db, step, "--stop-after-init"))
+    if demo and not (step or "").startswith("--init"):
+        print(
+            f"[run-stack] --demo: the addon is installed in {db!r} already; demo data is loaded only by the "
+            "install (use a new --db to get it)",
+            flush=True,
+        )
+    return step
+
+
 def preflight(home: OdooHome) -> list[str]:
     problems = []
     if (why := home.problem()) is not None:
@@ -145,6 +198,7 @@ def main(argv=None) -> int:
     secret = worker_secret()
     am_url = f"http://127.0.0.1:{args.alertmanager_port}"
     odoo_url = f"http://127.0.0.1:{args.odoo_port}"
+    db_params = db_params_from_env()
     conf = write_config(
         VAR / "odoo.conf",
         home,
@@ -152,12 +206,7 @@ def main(argv=None) -> int:
         http_port=args.odoo_port,
         data_dir=VAR / "odoo-data",
         demo=args.demo,
-        db_params={
-            "host": os.environ.get("PGHOST", "127.0.0.1"),
-            "port": os.environ.get("PGPORT", "5432"),
-            "user": os.environ.get("AIGEN_ODOO_DB_USER", "odoo"),
-            "password": os.environ.get("AIGEN_ODOO_DB_PASSWORD", "odoo"),
-        },
+        db_params=db_params,
     )
     odoo_env = {"AIGEN_AMQP_URL": amqp_url, "AIGEN_WORKER_SECRET": secret, "AIGEN_ALERTMANAGER_URL": am_url}
 
@@ -171,8 +220,7 @@ def main(argv=None) -> int:
         children.append(am)
         wait_http(f"{am_url}/-/ready", 30, ok=lambda s: s == 200, proc=am.proc)
 
-        step = "--update=ai_generation" if args.update else "--init=ai_generation"
-        procs.run_step("odoo-setup", home.cmd("-c", str(conf), "-d", args.db, step, "--stop-after-init"))
+        prepare_database(home, conf, args.db, db_params, update=args.update, demo=args.demo)
         procs.run_step(
             "odoo-setup",
             home.cmd("shell", "-c", str(conf), "-d", args.db, "--no-http"),
@@ -201,8 +249,7 @@ def main(argv=None) -> int:
                 # the addon's service label, so Alertmanager merges the worker's and Odoo's same alert
                 "AIGEN_ALERT_SERVICE": os.environ.get("AIGEN_ALERT_SERVICE", "ai_generation"),
             }
-            worker_bin = str(Path(sys.executable).with_name("aigen-worker"))
-            worker = procs.Child("worker", [worker_bin], env=worker_env).start()
+            worker = worker_child(worker_env).start()
             children.append(worker)
             wait_http(f"http://127.0.0.1:{args.metrics_port}/healthz", 30, proc=worker.proc)
 
