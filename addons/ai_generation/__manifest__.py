@@ -2,14 +2,13 @@
 {
     "name": "AI Generation",
     "summary": "AI generation requests with a fair credit ledger, worker callbacks and live notifications",
-    "version": "18.0.1.0.0",
+    "version": "18.0.1.1.0",
     "category": "Productivity",
     "website": "https://github.com/ai-generation/ai_generation",
     "author": "ai_generation contributors",
     "license": "AGPL-3",
     "application": True,
     "installable": True,
-    "post_init_hook": "post_init_hook",
     "depends": ["base", "web", "bus", "base_setup"],
     "external_dependencies": {"python": ["pika", "jsonschema", "requests"]},
     "data": [
@@ -25,6 +24,7 @@
         "views/ai_generation_alert_views.xml",
         "report/ai_credit_report_views.xml",
         "views/res_config_settings_views.xml",
+        "views/res_users_views.xml",
         "views/ai_generation_menus.xml",
     ],
     "demo": ["demo/ai_generation_demo.xml"],

@@ -6,7 +6,9 @@ from . import (
     ai_generation_idempotency,
     ai_generation_price,
     ai_generation_request,
+    ir_config_parameter,
     ir_http,
     res_company,
     res_config_settings,
+    res_users,
 )

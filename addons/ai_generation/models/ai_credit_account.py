@@ -34,12 +34,25 @@ class AiCreditAccount(models.Model):
     held = fields.Integer(readonly=True, default=0, help="Credits reserved by requests not finished yet.")
     available = fields.Integer(compute="_compute_available", help="Balance minus holds.")
     line_ids = fields.One2many("ai.credit.ledger.line", "account_id", readonly=True)
+    last_movement = fields.Datetime(
+        compute="_compute_last_movement", help="Date of the account's latest ledger line."
+    )
 
     _sql_constraints = [
         ("user_unique", "UNIQUE(user_id)", "A user has one credit account."),
         ("held_not_negative", "CHECK(held >= 0)", "Held credits cannot be negative."),
         ("no_overdraft", "CHECK(balance >= held)", "An account cannot hold more credits than it has."),
     ]
+
+    @api.depends("line_ids.date")
+    def _compute_last_movement(self):
+        latest = dict(
+            self.env["ai.credit.ledger.line"]
+            .sudo()
+            ._read_group([("account_id", "in", self.ids)], ["account_id"], ["date:max"])
+        )
+        for account in self:
+            account.last_movement = latest.get(account._origin)
 
     @api.depends("balance", "held")
     def _compute_available(self):
@@ -89,7 +102,7 @@ class AiCreditAccount(models.Model):
         self.env.cr.execute("SELECT id FROM ai_credit_account WHERE user_id = %s", (user.id,))
         return self.browse(self.env.cr.fetchone()[0])
 
-    def _post_movement(self, kind, amount, hold_amount, reason, request=None):
+    def _post_movement(self, kind, amount, hold_amount, reason, request=None, welcome=False):
         """Write one ledger line and apply it to the account, under the account's row lock.
 
         ``amount`` is the line's effect on the balance, ``hold_amount`` its effect on the held credits.
@@ -129,6 +142,7 @@ class AiCreditAccount(models.Model):
                     "held_after": new_held,
                     "reason": reason,
                     "request_id": request.id if request else False,
+                    "is_welcome": welcome,
                 }
             )
         )
@@ -171,6 +185,18 @@ class AiCreditAccount(models.Model):
         if not _is_whole(credits) or credits <= 0:
             raise UserError(_("A grant is a positive whole number of credits."))
         return self._post_movement("grant", credits, 0, reason)
+
+    def _grant_welcome(self, credits):
+        """The company's welcome credits, once per account (a unique index refuses a second)."""
+        self.ensure_one()
+        return self._post_movement("grant", credits, 0, "welcome credits for a new user", welcome=True)
+
+    @api.model
+    def _grant_to_user(self, user_id, credits, reason):
+        """Open the user's account if need be and grant; for the credit wizard. Returns the account id."""
+        account = self._open_for_user(self.env["res.users"].browse(user_id))
+        account._grant(credits, reason)
+        return account.id
 
     def _adjust(self, credits, reason):
         """Correct the balance by ``credits`` (positive or negative); never below what is held."""

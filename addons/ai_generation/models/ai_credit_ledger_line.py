@@ -39,6 +39,9 @@ class AiCreditLedgerLine(models.Model):
     balance_after = fields.Integer(required=True)
     held_after = fields.Integer(required=True)
     reason = fields.Char(required=True)
+    is_welcome = fields.Boolean(
+        "Welcome grant", readonly=True, help="The company's welcome credits for a new user (once per user)."
+    )
     date = fields.Datetime(default=fields.Datetime.now, required=True, index=True)
     backend = fields.Selection(related="request_id.backend", store=True)
     error_type = fields.Selection(error_type_selection, compute="_compute_error_type", store=True)
@@ -77,6 +80,27 @@ class AiCreditLedgerLine(models.Model):
             self.env.cr.execute(
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON ai_credit_ledger_line (request_id)"
                 f" WHERE kind IN {kinds}"
+            )
+        # and one welcome grant per account: a user is welcomed once
+        self._init_welcome_index()
+
+    def _init_welcome_index(self):
+        self.env.cr.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ai_credit_ledger_line_one_welcome"
+            " ON ai_credit_ledger_line (account_id) WHERE is_welcome"
+        )
+
+    @api.depends("kind", "amount", "hold_amount", "user_id", "date")
+    def _compute_display_name(self):
+        kinds = dict(KINDS)
+        for line in self:
+            # the movement as a person reads it: "Grant +15 · Alice", "Hold 3 held · Alice"
+            if line.amount:
+                figure = f"{line.amount:+d}"
+            else:
+                figure = f"{abs(line.hold_amount)} {'held' if line.hold_amount > 0 else 'released'}"
+            line.display_name = (
+                f"{kinds.get(line.kind, line.kind or '')} {figure} · {line.user_id.name or ''}"
             )
 
     @api.depends("request_id.error_type")

@@ -14,7 +14,9 @@ from datetime import datetime, timedelta, timezone
 
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
+from odoo.modules.registry import Registry
 
+from .. import broker
 from ..pure import amqp, contracts, states
 from ..pure.credit_policy import decide_charge
 from ..pure.errors import (
@@ -35,6 +37,9 @@ from .transactions import call_in_own_transaction
 _logger = logging.getLogger(__name__)
 
 BUS_TYPE = "ai_generation/update"
+# the post-commit list of request ids to publish (the demo data takes its requests off it)
+DISPATCH_KEY = "ai_generation.dispatch_ids"
+DISPATCH_FIELDS = ["dispatch_state", "dispatched_at", "dispatch_error", "dispatch_attempts", "state"]
 STATE_SELECTION = [
     (states.QUEUED, "Queued"),
     (states.DISPATCHED, "Dispatched"),
@@ -86,8 +91,12 @@ class AiGenerationRequest(models.Model):
     last_state_change = fields.Datetime(readonly=True, default=fields.Datetime.now)
     attempt = fields.Integer(readonly=True, default=0, help="Worker attempt last reported.")
     deadline = fields.Datetime(required=True, readonly=True, index=True)
-    price = fields.Integer("Credits reserved", readonly=True, default=0)
-    credits_charged = fields.Integer(readonly=True, default=0)
+    price = fields.Integer(
+        "Price", readonly=True, default=0, help="Credits held when the request was accepted, until it ends."
+    )
+    credits_charged = fields.Integer(
+        "Charged", readonly=True, default=0, help="Credits the owner paid in the end (0 when not charged)."
+    )
     is_warning = fields.Boolean("Free warning", readonly=True)
     error_type = fields.Selection(error_type_selection, readonly=True, index=True)
     error_side = fields.Selection([("system", "System"), ("user", "User input")], readonly=True, index=True)
@@ -119,6 +128,7 @@ class AiGenerationRequest(models.Model):
         compute="_compute_credits_refunded", help="Given back by a manager (one refund per request)."
     )
     event_ids = fields.One2many("ai.generation.event", "request_id", readonly=True)
+    is_mine = fields.Boolean(compute="_compute_is_mine", help="The current user owns this request.")
 
     _sql_constraints = [
         ("uuid_unique", "UNIQUE(uuid)", "The request id must be unique."),
@@ -129,6 +139,11 @@ class AiGenerationRequest(models.Model):
             "Only a failed request has an error type.",
         ),
     ]
+
+    @api.depends_context("uid")
+    def _compute_is_mine(self):
+        for request in self:
+            request.is_mine = request.user_id.id == self.env.uid
 
     @api.depends("ledger_line_ids.amount", "ledger_line_ids.kind")
     def _compute_credits_refunded(self):
@@ -337,13 +352,25 @@ class AiGenerationRequest(models.Model):
 
     # ------------------------------------------------------------------ dispatch (outbox)
     def _schedule_dispatch(self):
-        """Publish these requests once (and only if) the current transaction commits."""
+        """Publish these requests once (and only if) the current transaction commits.
+
+        After the commit the ids go to this process's background publisher (a thread of its own with a
+        long-lived connection, see broker/background.py) and the caller returns at once: the 202 never
+        waits for the broker. What it cannot publish (broker down, queue full, process gone) stays in the
+        outbox for the cron. While tests run or the module installs, the caller's thread publishes.
+        """
         cr = self.env.cr
-        pending = cr.postcommit.data.setdefault("ai_generation.dispatch_ids", [])
+        pending = cr.postcommit.data.setdefault(DISPATCH_KEY, [])
         if not pending:
             registry, ids = self.env.registry, pending
+            handler = type(self)._publish_in_background
 
             def publish_after_commit():
+                if not ids:
+                    return
+                if registry.ready and not registry.in_test_mode():
+                    broker.background_publisher(handler).submit((registry.db_name, tuple(ids)))
+                    return
                 try:
                     with registry.cursor() as new_cr:
                         env = api.Environment(new_cr, api.SUPERUSER_ID, {})
@@ -354,6 +381,22 @@ class AiGenerationRequest(models.Model):
 
             cr.postcommit.add(publish_after_commit)
         pending.extend(self.ids)
+
+    @staticmethod
+    def _publish_in_background(publisher, items):
+        """The background publisher's handler, in its thread: ``items`` are (database, request ids)."""
+        by_db = {}
+        for db_name, ids in items:
+            by_db.setdefault(db_name, []).extend(ids)
+        for db_name, ids in by_db.items():
+            try:
+                with Registry(db_name).cursor() as cr:
+                    env = api.Environment(cr, api.SUPERUSER_ID, {})
+                    env["ai.generation.request"].browse(ids)._publish_and_mark(publisher)
+            except Exception:
+                _logger.exception(
+                    "background dispatch of %d request(s) failed; the outbox keeps them", len(ids)
+                )
 
     def _job_message(self):
         self.ensure_one()
@@ -369,59 +412,142 @@ class AiGenerationRequest(models.Model):
             created_at=self.create_date,
         )
 
-    def _publish_and_mark(self):
-        """Publish the still-undispatched requests of self; mark the confirmed ones in this cursor."""
-        todo = self.filtered(lambda r: r.dispatch_state == "pending" and not states.is_terminal(r.state))
-        if not todo:
-            return self.browse()
-        url = get_setting(self.env, "ai_generation.amqp_url")
-        try:
-            confirmed = set(amqp.publish_messages(url, [r._job_message() for r in todo]))
-            error = "" if len(confirmed) == len(todo) else "not confirmed by the broker"
-        except amqp.PublishError as exc:
-            confirmed, error = set(), str(exc)[:250]
-        done = todo.filtered(lambda r: r.uuid in confirmed)
-        now = fields.Datetime.now()
-        if done:
+    def _publish_and_mark(self, publisher=None):
+        """Publish the requests of self still waiting in the outbox; mark the confirmed ones dispatched.
+
+        No transaction waits for the broker: the rows are read in a short transaction of their own, then
+        published over ``publisher`` (the caller's long-lived one, or a connection of this call's own),
+        then marked in a READ COMMITTED transaction of their own (see ``_mark_dispatch``). Returns the
+        requests the broker confirmed.
+        """
+        messages, failures = call_in_own_transaction(self, "_outbox_messages")
+        confirmed = set()
+        if messages:
+            url = get_setting(self.env, "ai_generation.amqp_url")
+            own_publisher = publisher is None
+            publisher = publisher or broker.Publisher(url)
+            publisher.use(url)
+            try:
+                confirmed = set(publisher.publish(messages.values()))
+                error = "not confirmed by the broker"
+            except broker.PublishError as exc:
+                error = str(exc)[:250]
+            finally:
+                if own_publisher:
+                    publisher.close()
+            left = {
+                rid: error
+                for rid, message in messages.items()
+                if message["generation_request_id"] not in confirmed
+            }
+            if left:
+                _logger.warning("%d request(s) left in the outbox: %s", len(left), error)
+            failures.update(left)
+        sent = [rid for rid, message in messages.items() if message["generation_request_id"] in confirmed]
+        if sent or failures:
+            call_in_own_transaction(self.browse(), "_mark_dispatch", sent, failures)
+        self.invalidate_recordset(DISPATCH_FIELDS)
+        return self.browse(sent)
+
+    def _outbox_messages(self):
+        """({id: job message}, {id: error}) for the requests of self still waiting to be published; a
+        record whose message cannot be built is logged and reported, never stopping the others."""
+        messages, failures = {}, {}
+        for request in self.filtered(
+            lambda r: r.dispatch_state == "pending" and not states.is_terminal(r.state)
+        ):
+            try:
+                messages[request.id] = request._job_message()
+            except Exception as exc:
+                _logger.exception("request %s cannot be published; it stays in the outbox", request.uuid)
+                failures[request.id] = f"cannot build the job message: {exc.__class__.__name__}"[:250]
+        return messages, failures
+
+    @api.model
+    def _mark_dispatch(self, sent_ids, failures):
+        """Record a publish: ``sent_ids`` confirmed, ``failures`` ({id: error}) left in the outbox.
+
+        Run in a READ COMMITTED transaction of its own: the conditional update waits for a callback that
+        holds the row and then sees what it committed, so a request a worker already moved on (running,
+        finished) keeps its state, and no serialization failure is possible. Only a request still queued
+        becomes dispatched, through the state API.
+        """
+        self.env.flush_all()
+        queued = []
+        if sent_ids:
             self.env.cr.execute(
                 """UPDATE ai_generation_request
                       SET dispatch_state = 'sent', dispatched_at = %s, dispatch_error = NULL,
-                          dispatch_attempts = COALESCE(dispatch_attempts, 0) + 1,
-                          state = CASE WHEN state = 'queued' THEN 'dispatched' ELSE state END
-                    WHERE id IN %s""",
-                (now, tuple(done.ids)),
+                          dispatch_attempts = COALESCE(dispatch_attempts, 0) + 1
+                    WHERE id = ANY(%s) AND dispatch_state = 'pending'
+                RETURNING id, state""",
+                (fields.Datetime.now(), list(sent_ids)),
             )
-        failed = todo - done
-        if failed:
-            _logger.warning("%d request(s) left in the outbox: %s", len(failed), error)
+            queued = [rid for rid, state in self.env.cr.fetchall() if state == states.QUEUED]
+        by_error = {}
+        for rid, error in failures.items():
+            by_error.setdefault(error, []).append(rid)
+        for error, ids in by_error.items():
             self.env.cr.execute(
                 "UPDATE ai_generation_request"
                 " SET dispatch_attempts = COALESCE(dispatch_attempts, 0) + 1, dispatch_error = %s"
-                " WHERE id IN %s",
-                (error, tuple(failed.ids)),
+                " WHERE id = ANY(%s) AND dispatch_state = 'pending'",
+                (error, ids),
             )
-        self.invalidate_recordset(
-            ["dispatch_state", "dispatched_at", "dispatch_error", "dispatch_attempts", "state"]
-        )
-        return done
+        self.browse(list(sent_ids) + list(failures)).invalidate_recordset(DISPATCH_FIELDS)
+        self.browse(queued)._set_dispatched()
+        # written now: once this returns nothing references the own environment, and a commit flushes
+        # only the environments still alive (Transaction.envs is a WeakSet)
+        self.env.flush_all()
 
     @api.model
-    def _cron_dispatch_pending(self, min_age_seconds=None, limit=200):
-        """Outbox: publish what a broker outage (or a crash after commit) left undispatched."""
+    def _cron_dispatch_pending(self, min_age_seconds=None, limit=200, batch_size=20):
+        """Outbox: publish what a broker outage (or a crash after commit) left undispatched.
+
+        The safety net behind the background publisher: small batches, each read and marked in
+        transactions of their own over one connection for the run; a batch that fails is logged and
+        skipped, never blocking the others. Progress goes to ir.cron (a full run with more waiting asks
+        to be run again soon). Returns the requests published.
+        """
         grace = (
             get_setting(self.env, "ai_generation.dispatch_grace_seconds")
             if min_age_seconds is None
             else min_age_seconds
         )
+        # full precision: fields.Datetime.now() drops the microseconds create_date keeps
+        cutoff = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace)
+        self.env.flush_all()
         self.env.cr.execute(
             """SELECT id FROM ai_generation_request
                 WHERE dispatch_state = 'pending' AND state = 'queued' AND create_date <= %s
-                ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
-            # full precision: fields.Datetime.now() drops the microseconds create_date keeps
-            (datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=grace), limit),
+                ORDER BY dispatch_attempts, id LIMIT %s""",
+            (cutoff, limit),
         )
         ids = [row[0] for row in self.env.cr.fetchall()]
-        return self.browse(ids)._publish_and_mark()
+        published = []
+        publisher = broker.Publisher(get_setting(self.env, "ai_generation.amqp_url"))
+        try:
+            for start in range(0, len(ids), batch_size):
+                batch = self.browse(ids[start : start + batch_size])
+                try:
+                    published += batch._publish_and_mark(publisher).ids
+                except Exception:
+                    _logger.exception(
+                        "outbox: %d request(s) skipped after an error; the next run retries", len(batch)
+                    )
+                remaining = len(ids) - start - len(batch)
+                if not remaining and len(ids) == limit and len(published) == len(ids):
+                    # all published and maybe more waiting: tell ir.cron to run again soon
+                    self.env.cr.execute(
+                        """SELECT count(*) FROM ai_generation_request
+                            WHERE dispatch_state = 'pending' AND state = 'queued' AND create_date <= %s""",
+                        (cutoff,),
+                    )
+                    remaining = self.env.cr.fetchone()[0]
+                self.env["ir.cron"]._notify_progress(done=len(published), remaining=remaining)
+        finally:
+            publisher.close()
+        return self.browse(published)
 
     # ------------------------------------------------------------------ worker callbacks
     @api.model

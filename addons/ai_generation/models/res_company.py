@@ -14,6 +14,11 @@ class ResCompany(models.Model):
     )
     ai_invalid_fixed_credits = fields.Integer("Fixed charge (credits)", default=1)
     ai_invalid_percent = fields.Integer("Charge (% of the price)", default=50)
+    ai_welcome_credits = fields.Integer(
+        "Welcome credits",
+        default=0,
+        help="Credits granted once to every new user of the company (0: none); a ledger line each.",
+    )
 
     _sql_constraints = [
         (
@@ -21,7 +26,12 @@ class ResCompany(models.Model):
             "CHECK(ai_invalid_free_warnings >= 0 AND ai_invalid_window_hours >= 0"
             " AND ai_invalid_fixed_credits >= 0 AND ai_invalid_percent BETWEEN 0 AND 100)",
             "Invalid-input policy values must be non-negative; the percentage at most 100.",
-        )
+        ),
+        (
+            "ai_welcome_credits_not_negative",
+            "CHECK(ai_welcome_credits >= 0)",
+            "Welcome credits cannot be negative.",
+        ),
     ]
 
     def _ai_invalid_input_policy(self):

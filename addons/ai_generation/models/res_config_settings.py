@@ -1,6 +1,8 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import api, fields, models
+from odoo import _, api, fields, models
+from odoo.exceptions import ValidationError
 
+from ..pure import worker_secret
 from ..pure.amqp import DEFAULT_URL
 
 # ir.config_parameter keys and their defaults: the one place the addon's tunables are named
@@ -28,51 +30,125 @@ def get_setting(env, key):
     return int(raw) if isinstance(default, int) else raw
 
 
+SYSTEM = "base.group_system"  # the settings hold connection URLs with passwords: administrators only
+
+
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
-    ai_amqp_url = fields.Char("RabbitMQ URL", config_parameter="ai_generation.amqp_url", default=DEFAULT_URL)
+    ai_amqp_url = fields.Char(
+        "RabbitMQ URL", config_parameter="ai_generation.amqp_url", default=DEFAULT_URL, groups=SYSTEM
+    )
+    # write-only: the parameter keeps a digest (models/ir_config_parameter.py), nothing to show back
     ai_worker_secret = fields.Char(
         "Worker secret",
-        config_parameter=SECRET_PARAM,
-        help="Workers send it as 'Authorization: Bearer <secret>' on every callback.",
+        compute="_compute_ai_worker_secret",
+        inverse="_inverse_ai_worker_secret",
+        groups=SYSTEM,
+        help="Workers send it as 'Authorization: Bearer <secret>' on every callback. Odoo keeps only a hash"
+        " of it: type a new one to replace it, leave the field empty to keep the current one.",
+    )
+    ai_worker_secret_set = fields.Boolean(
+        "Worker secret set", compute="_compute_ai_worker_secret", groups=SYSTEM
     )
     ai_rate_limit_per_minute = fields.Integer(
-        "Requests per user per minute", config_parameter="ai_generation.rate_limit_per_minute", default=30
+        "Requests per user per minute",
+        config_parameter="ai_generation.rate_limit_per_minute",
+        default=30,
+        groups=SYSTEM,
     )
     ai_deadline_seconds = fields.Integer(
-        "Request deadline (seconds)", config_parameter="ai_generation.deadline_seconds", default=900
+        "Request deadline (seconds)",
+        config_parameter="ai_generation.deadline_seconds",
+        default=900,
+        groups=SYSTEM,
     )
     ai_max_prompt_chars = fields.Integer(
-        "Maximum prompt length", config_parameter="ai_generation.max_prompt_chars", default=20000
+        "Maximum prompt length",
+        config_parameter="ai_generation.max_prompt_chars",
+        default=20000,
+        groups=SYSTEM,
     )
     ai_max_params_bytes = fields.Integer(
-        "Maximum params size (bytes)", config_parameter="ai_generation.max_params_bytes", default=16384
+        "Maximum params size (bytes)",
+        config_parameter="ai_generation.max_params_bytes",
+        default=16384,
+        groups=SYSTEM,
     )
     ai_alertmanager_url = fields.Char(
         "Alertmanager URL",
         config_parameter="ai_generation.alertmanager_url",
+        groups=SYSTEM,
         help="Base URL, e.g. http://alertmanager:9093; alerts go to <url>/api/v2/alerts. Empty: no alerts.",
     )
     ai_alert_window_minutes = fields.Integer(
-        "Alert window (minutes)", config_parameter="ai_generation.alert_window_minutes", default=10
+        "Alert window (minutes)",
+        config_parameter="ai_generation.alert_window_minutes",
+        default=10,
+        groups=SYSTEM,
     )
     ai_alert_rate_threshold = fields.Integer(
         "Failures in the window that raise an alert",
         config_parameter="ai_generation.alert_rate_threshold",
         default=5,
+        groups=SYSTEM,
     )
     ai_alert_consecutive_threshold = fields.Integer(
         "Consecutive failures of a backend that raise an alert",
         config_parameter="ai_generation.alert_consecutive_threshold",
         default=5,
+        groups=SYSTEM,
     )
-    ai_invalid_free_warnings = fields.Integer(related="company_id.ai_invalid_free_warnings", readonly=False)
-    ai_invalid_window_hours = fields.Integer(related="company_id.ai_invalid_window_hours", readonly=False)
-    ai_invalid_charge_mode = fields.Selection(related="company_id.ai_invalid_charge_mode", readonly=False)
-    ai_invalid_fixed_credits = fields.Integer(related="company_id.ai_invalid_fixed_credits", readonly=False)
-    ai_invalid_percent = fields.Integer(related="company_id.ai_invalid_percent", readonly=False)
+    ai_invalid_free_warnings = fields.Integer(
+        related="company_id.ai_invalid_free_warnings", readonly=False, groups=SYSTEM
+    )
+    ai_invalid_window_hours = fields.Integer(
+        related="company_id.ai_invalid_window_hours", readonly=False, groups=SYSTEM
+    )
+    ai_invalid_charge_mode = fields.Selection(
+        related="company_id.ai_invalid_charge_mode", readonly=False, groups=SYSTEM
+    )
+    ai_invalid_fixed_credits = fields.Integer(
+        related="company_id.ai_invalid_fixed_credits", readonly=False, groups=SYSTEM
+    )
+    ai_invalid_percent = fields.Integer(
+        related="company_id.ai_invalid_percent", readonly=False, groups=SYSTEM
+    )
 
     @api.model
-    def _ai_setting(self, key):
-        return get_setting(self.env, key)
+    def default_get(self, fields_list):
+        # res.config.settings answers config parameters read with sudo (and get_values) and checks neither
+        # the model's access rights nor field groups, while any logged-in user may call default_get over
+        # RPC: nothing of a field this user may not read goes in or out
+        values = super().default_get([name for name in fields_list if self._may_read(name)])
+        if "ai_worker_secret_set" in fields_list and self._may_read("ai_worker_secret_set"):
+            values["ai_worker_secret_set"] = bool(
+                self.env["ir.config_parameter"].sudo().get_param(SECRET_PARAM)
+            )
+        return {name: value for name, value in values.items() if self._may_read(name)}
+
+    @api.model
+    def _may_read(self, name):
+        return name not in self._fields or self._fields[name].is_accessible(self.env)
+
+    def onchange(self, values, field_names, fields_spec):
+        # the same for a new settings record: its fields would be computed and answered without any check
+        allowed = {name: spec for name, spec in fields_spec.items() if self._may_read(name)}
+        return super().onchange(values, field_names, allowed)
+
+    def _compute_ai_worker_secret(self):
+        is_set = bool(self.env["ir.config_parameter"].sudo().get_param(SECRET_PARAM))
+        for settings in self:
+            settings.ai_worker_secret = False
+            settings.ai_worker_secret_set = is_set
+
+    def _inverse_ai_worker_secret(self):
+        for settings in self:
+            secret = (settings.ai_worker_secret or "").strip()
+            if not secret:
+                continue  # left empty: the current secret stays
+            if len(secret) < worker_secret.MIN_LENGTH:
+                raise ValidationError(
+                    _("The worker secret needs at least %s random characters.", worker_secret.MIN_LENGTH)
+                )
+            self.env["ir.config_parameter"].sudo().set_param(SECRET_PARAM, secret)

@@ -18,6 +18,11 @@ class AiCreditOperationWizard(models.TransientModel):
         default="grant",
     )
     account_id = fields.Many2one("ai.credit.account", "Account")
+    user_id = fields.Many2one(
+        "res.users",
+        "User",
+        help="Whose credits: the account is opened with this grant when the user has none yet.",
+    )
     request_id = fields.Many2one("ai.generation.request", "Request")
     credits_charged = fields.Integer(related="request_id.credits_charged")
     credits = fields.Integer(
@@ -44,15 +49,27 @@ class AiCreditOperationWizard(models.TransientModel):
             self.request_id._refund(self.credits, self.reason)
             target = self.request_id
         else:
-            if not self.account_id:
-                raise UserError(_("Choose the credit account."))
-            method = "_grant" if self.operation == "grant" else "_adjust"
+            account = self.account_id or self.env["ai.credit.account"].sudo()._find_for_user(self.user_id)
             try:
-                call_in_own_transaction(self.account_id.sudo(), method, self.credits, self.reason)
+                if account:
+                    method = "_grant" if self.operation == "grant" else "_adjust"
+                    call_in_own_transaction(account.sudo(), method, self.credits, self.reason)
+                elif self.user_id and self.operation == "grant":
+                    # a user without an account yet: opened with this grant
+                    account_id = call_in_own_transaction(
+                        self.env["ai.credit.account"].sudo(),
+                        "_grant_to_user",
+                        self.user_id.id,
+                        self.credits,
+                        self.reason,
+                    )
+                    account = self.env["ai.credit.account"].browse(account_id)
+                else:
+                    raise UserError(_("Choose the user or the credit account."))
             except ApiError as exc:  # e.g. an adjustment below what is held: the API's words fit here too
                 raise UserError(exc.message) from exc
-            self.account_id.invalidate_recordset()
-            target = self.account_id
+            account.invalidate_recordset()
+            target = account
         return {
             "type": "ir.actions.act_window",
             "res_model": target._name,
