@@ -1,10 +1,10 @@
+import re
 from datetime import datetime
+from pathlib import Path
 
-import pytest
 from aigen_pure import amqp, contracts
 
 import aigen_contracts
-from tests.support.odoo import free_port
 
 
 def test_message_follows_the_schema():
@@ -23,21 +23,15 @@ def test_message_follows_the_schema():
     assert message["deadline"] == "2026-11-24T12:15:00Z"
 
 
-def test_queue_arguments_match_the_worker():
-    worker_topology = pytest.importorskip("worker.topology")
-    assert amqp.QUEUE_ARGUMENTS == worker_topology.JOBS_QUEUE_ARGUMENTS
-    assert (amqp.EXCHANGE, amqp.ROUTING_KEY, amqp.QUEUE, amqp.DLQ) == (
-        worker_topology.EXCHANGE,
-        worker_topology.ROUTING_KEY,
-        worker_topology.JOBS_QUEUE,
-        worker_topology.DLQ,
-    )
-
-
-def test_unreachable_broker_is_a_publish_error():
-    with pytest.raises(amqp.PublishError, match="unreachable"):
-        amqp.publish_messages(f"amqp://guest:guest@127.0.0.1:{free_port()}/x", [], timeout=2)
-
-
 def test_addon_reads_the_repo_schemas():
     assert contracts.load("params.json") == aigen_contracts.load("params.json")
+
+
+def test_pure_holds_no_broker_io():
+    """The Odoo-free package builds the message; publishing (pika) lives in the broker package."""
+    pure_dir = Path(amqp.__file__).parent
+    importing_pika = [
+        p.name for p in pure_dir.glob("*.py") if re.search(r"^\s*(import|from) pika", p.read_text(), re.M)
+    ]
+    assert importing_pika == []
+    assert not hasattr(amqp, "publish_messages")

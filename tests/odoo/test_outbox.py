@@ -3,7 +3,11 @@
 A real Odoo server on a committed database and the real broker, in a throwaway vhost.
 """
 
+import contextlib
 import json
+import re
+import socket
+import time
 
 import pytest
 import requests
@@ -13,6 +17,7 @@ from referencing import Registry, Resource
 import aigen_contracts
 from tests.odoo.setup_scripts import ROLLED_BACK_REQUEST, SETUP
 from tests.support.odoo import OdooServer, free_port, json_lines, psql, require_odoo, throwaway_database
+from tests.support.polling import wait_until
 from tests.support.rabbit import throwaway_vhost
 
 pytestmark = [pytest.mark.odoo, pytest.mark.slow]
@@ -98,3 +103,174 @@ def test_outbox_publishes_once_the_broker_is_back_and_never_a_rolled_back_reques
             assert properties.delivery_mode == 2
             assert properties.content_type == "application/json"
             assert body["prompt"] == "a haiku"
+
+
+# ------------------------------------------------------------------------ issue 8: off the request path
+@contextlib.contextmanager
+def hung_broker():
+    """A port that accepts TCP and never answers: connecting costs the whole 5 s AMQP timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/%2F"
+    finally:
+        listener.close()
+
+
+def error_lines(log):
+    return [line for line in log.splitlines() if re.match(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ", line)]
+
+
+def test_the_202_never_waits_for_the_broker_and_one_kept_connection_per_worker_publishes():
+    """Prefork (--workers 2, as docker/compose.yaml runs Odoo), crons off: each worker's publishing thread
+    does the broker I/O after the commit; the POST answers at once even when the broker hangs."""
+    odoo = require_odoo()
+    with (
+        hung_broker() as hung_url,
+        throwaway_vhost("aigen-odoo-publisher") as vhost,
+        throwaway_database(odoo, ["ai_generation"], "aigen_publisher") as db,
+    ):
+        setup = SETUP.format(amqp_url=hung_url, secret="s" * 32, price=1, credits=100)
+        api_key = json_lines(odoo.shell(db, setup))[-1]["api_key"]
+        auth = {"Authorization": f"Bearer {api_key}"}
+        with OdooServer(odoo, db, ["--workers=2", f"--gevent-port={free_port()}"]) as server:
+            for _ in range(4):  # both workers warm
+                requests.get(f"{server.url}/api/v1/credits", headers=auth, timeout=60)
+
+            # 1. a broker that hangs: the 202s do not wait for it
+            timings, stuck = [], []
+            for _ in range(6):
+                started = time.monotonic()
+                response = requests.post(
+                    f"{server.url}/api/v1/generations", json=BODY, headers=auth, timeout=60
+                )
+                timings.append(time.monotonic() - started)
+                assert response.status_code == 202, response.text
+                stuck.append(response.json()["request_id"])
+            print(
+                f"POST with a hung broker: max={max(timings):.3f}s timings={[round(t, 3) for t in timings]}"
+            )
+            assert max(timings) < 1.5  # connecting to the hung broker takes 5 s (in the threads)
+
+            # 2. the broker back: published right after the commit, with no cron, over kept connections
+            server.set_param("ai_generation.amqp_url", vhost.url)
+            published = []
+            for _ in range(5):
+                response = requests.post(
+                    f"{server.url}/api/v1/generations", json=BODY, headers=auth, timeout=60
+                )
+                assert response.status_code == 202, response.text
+                published.append(response.json()["request_id"])
+            for request_id in published:
+                wait_until(lambda r=request_id: state_of(db, r) == [["dispatched", "sent"]], timeout=60)
+            connections = vhost.connection_pids("ai_generation publisher")
+            assert 1 <= len(connections) <= 2  # one per worker that published, kept open
+            for _ in range(5):
+                response = requests.post(
+                    f"{server.url}/api/v1/generations", json=BODY, headers=auth, timeout=60
+                )
+                published.append(response.json()["request_id"])
+            for request_id in published:
+                wait_until(lambda r=request_id: state_of(db, r) == [["dispatched", "sent"]], timeout=60)
+            after = vhost.connection_pids("ai_generation publisher")
+            assert set(connections) <= set(after) and len(after) <= 2  # the same connections, kept
+            log = server.log()
+
+        # the hung broker's requests wait in the outbox for the cron, tried once by the threads
+        for request_id in stuck:
+            assert state_of(db, request_id) == [["queued", "pending"]]
+        tried = psql(
+            db,
+            "SELECT count(*) FROM ai_generation_request"
+            f" WHERE uuid IN ({', '.join(repr(r) for r in stuck)}) AND dispatch_error LIKE '%unreachable%'",
+        )
+        assert tried == [[str(len(stuck))]]
+        ids = [body["generation_request_id"] for _, body in drain(vhost)]
+        assert sorted(ids) == sorted(published)  # each once; nothing of the hung phase
+        assert error_lines(log) == []
+
+
+CRON_SCRIPT = """
+import json, logging
+from odoo.addons.ai_generation import broker
+from odoo.addons.ai_generation.models import ai_generation_request as module
+from odoo.addons.ai_generation.pure.validation import GenerationInput
+
+logged = []
+class Collect(logging.Handler):
+    def emit(self, record):
+        logged.append([record.levelname, record.getMessage()])
+logger = logging.getLogger(module.__name__)
+logger.addHandler(Collect())
+logger.propagate = False  # the tracebacks go to the list, not to stderr
+
+params = env["ir.config_parameter"]
+params.set_param("ai_generation.amqp_url", {closed_url!r})
+env.cr.commit()
+user = env["res.users"].search([("login", "=", "ai_alice")])
+Request = env["ai.generation.request"]
+uuids = []
+for i in range(6):
+    gen = GenerationInput("external", "gpt-test", "text", f"job {{i}}", {{}})
+    status, body, _ = Request._api_create(user, gen)
+    env.cr.commit()  # after the commit: handed to this process's publishing thread (broker refused)
+    uuids.append(body["request_id"])
+assert broker.background._instance.wait_idle(30)
+params.set_param("ai_generation.amqp_url", {amqp_url!r})
+env.cr.commit()
+
+# one record whose message cannot be built, one batch whose publishing blows up
+broken = uuids[1]
+job_message = module.AiGenerationRequest._job_message
+def maybe_broken(self):
+    if self.uuid == broken:
+        raise ValueError("a broken record")
+    return job_message(self)
+publish = broker.Publisher.publish
+calls = []
+def second_call_fails(self, messages):
+    calls.append(1)
+    if len(calls) == 2:
+        raise RuntimeError("publishing blew up")
+    return publish(self, messages)
+module.AiGenerationRequest._job_message = maybe_broken
+broker.Publisher.publish = second_call_fails
+
+cron = env.ref("ai_generation.cron_dispatch_pending")
+cron, progress = cron._add_progress()
+env.cr.commit()
+in_cron = Request.with_context(ir_cron_progress_id=progress.id)
+first = in_cron._cron_dispatch_pending(min_age_seconds=0, batch_size=2)
+first_run = {{"published": first.mapped("uuid"), "done": progress.done, "remaining": progress.remaining}}
+env.cr.commit()
+
+module.AiGenerationRequest._job_message = job_message
+broker.Publisher.publish = publish
+second = Request._cron_dispatch_pending(min_age_seconds=0, batch_size=2)
+env.cr.commit()
+print(json.dumps({{"uuids": uuids, "first": first_run, "second": second.mapped("uuid"), "logged": logged}}))
+"""
+
+
+def test_the_cron_publishes_batch_by_batch_and_a_bad_record_or_batch_never_blocks_the_others():
+    odoo = require_odoo()
+    with (
+        throwaway_vhost("aigen-odoo-outbox-cron") as vhost,
+        throwaway_database(odoo, ["ai_generation"], "aigen_outbox_cron") as db,
+    ):
+        closed_url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+        odoo.shell(db, SETUP.format(amqp_url=closed_url, secret="s" * 32, price=1, credits=100))
+        out = json_lines(odoo.shell(db, CRON_SCRIPT.format(closed_url=closed_url, amqp_url=vhost.url)))[-1]
+        uuids, logged = out["uuids"], out["logged"]
+        print(json.dumps(out["first"]), out["second"])
+        # batches of 2: [0, 1 broken] [2, 3 blew up] [4, 5]
+        assert sorted(out["first"]["published"]) == sorted([uuids[0], uuids[4], uuids[5]])
+        assert (out["first"]["done"], out["first"]["remaining"]) == (3, 0)
+        assert sorted(out["second"]) == sorted([uuids[1], uuids[2], uuids[3]])  # the next run takes them
+        assert any(level == "ERROR" and uuids[1] in message for level, message in logged)
+        assert any(level == "ERROR" and "2 request(s) skipped" in message for level, message in logged)
+        for request_id in uuids:
+            assert state_of(db, request_id) == [["dispatched", "sent"]]
+        ids = [body["generation_request_id"] for _, body in drain(vhost)]
+        assert sorted(ids) == sorted(uuids)  # each exactly once
