@@ -5,6 +5,8 @@
 # a variable that is not set leaves its setting as it is (Settings > AI Generation in Odoo shows them).
 import os
 
+from odoo.addons.ai_generation.pure.worker_secret import matches  # the secret is stored hashed
+
 PARAMS = {
     "AIGEN_AMQP_URL": "ai_generation.amqp_url",
     "AIGEN_WORKER_SECRET": "ai_generation.worker_secret",
@@ -20,7 +22,8 @@ if not values["AIGEN_WORKER_SECRET"] and secret_file:
 config = env["ir.config_parameter"].sudo()  # noqa: F821 (defined by odoo shell)
 changed = []
 for name, key in PARAMS.items():
-    if values[name] is not None and config.get_param(key) != values[name]:
+    current = config.get_param(key)
+    if values[name] is not None and current != values[name] and not matches(values[name], current):
         config.set_param(key, values[name])
         changed.append(key)
 env.cr.commit()  # noqa: F821

@@ -5,7 +5,6 @@ A worker proves itself with the shared secret (``Authorization: Bearer <secret>`
 constant time) or, alternatively, with an API key or session of a user in the worker group.
 """
 
-import hmac
 import json
 import logging
 import re
@@ -16,7 +15,7 @@ from odoo.http import request
 from ..models.json_http import error_response, json_response
 from ..models.res_config_settings import SECRET_PARAM
 from ..models.transactions import call_in_own_transaction
-from ..pure import contracts
+from ..pure import contracts, worker_secret
 from ..pure.errors import ApiError, Unauthorized, ValidationFailed
 
 _logger = logging.getLogger(__name__)
@@ -43,8 +42,8 @@ SCHEMAS = {
 def _authenticated_worker(env, httprequest):
     match = BEARER_RE.match(httprequest.headers.get("Authorization", ""))
     token = match.group(1).strip() if match else ""
-    secret = env["ir.config_parameter"].sudo().get_param(SECRET_PARAM) or ""
-    if token and secret and hmac.compare_digest(token.encode(), secret.encode()):
+    stored = env["ir.config_parameter"].sudo().get_param(SECRET_PARAM)
+    if token and worker_secret.matches(token, stored):  # a digest, compared in constant time
         return True
     uid = None
     if token:
