@@ -18,15 +18,52 @@ class AiGenerationAlert(models.Model):
     _name = "ai.generation.alert"
     _description = "AI Generation Active Alert"
     _order = "id desc"
-    _rec_name = "fingerprint"
+    _rec_name = "alertname"
 
     fingerprint = fields.Char(required=True, readonly=True, help="The alert's labels, sorted, as text.")
     labels = fields.Json(required=True, readonly=True)
-    annotations = fields.Json(readonly=True)
+    annotations = fields.Json(readonly=True, help="Counts, summary and sample requests, as last sent.")
     starts_at = fields.Datetime(required=True, readonly=True)
     last_sent_at = fields.Datetime(readonly=True)
     resolved_at = fields.Datetime(readonly=True)
     active = fields.Boolean(default=True)
+    # the labels and annotations an admin reads, as columns (Alertmanager knows the alert by its labels)
+    alertname = fields.Char("Alert", compute="_compute_from_labels", store=True)
+    severity = fields.Char(compute="_compute_from_labels", store=True)
+    backend = fields.Char(compute="_compute_from_labels", store=True)
+    error_type = fields.Char("Error type", compute="_compute_from_labels", store=True)
+    source = fields.Char(compute="_compute_from_labels", store=True, help="Who raised it: odoo, worker, n8n.")
+    summary = fields.Char(compute="_compute_from_annotations")
+    failure_count = fields.Integer("Failures", compute="_compute_from_annotations")
+    sample_request_ids = fields.Many2many(
+        "ai.generation.request", compute="_compute_from_annotations", string="Sample requests"
+    )
+    status = fields.Selection(
+        [("firing", "Firing"), ("resolved", "Resolved")], compute="_compute_status", store=True
+    )
+
+    @api.depends("labels")
+    def _compute_from_labels(self):
+        for alert in self:
+            labels = alert.labels or {}
+            for name in ("alertname", "severity", "backend", "error_type", "source"):
+                alert[name] = labels.get(name) or False
+
+    @api.depends("annotations")
+    def _compute_from_annotations(self):
+        Request = self.env["ai.generation.request"]
+        for alert in self:
+            notes = alert.annotations or {}
+            alert.summary = notes.get("summary") or False
+            count = str(notes.get("count") or "0")
+            alert.failure_count = int(count) if count.isdigit() else 0
+            uuids = [u.strip() for u in (notes.get("sample_request_ids") or "").split(",") if u.strip()]
+            alert.sample_request_ids = Request.search([("uuid", "in", uuids)]) if uuids else Request
+
+    @api.depends("active")
+    def _compute_status(self):
+        for alert in self:
+            alert.status = "firing" if alert.active else "resolved"
 
     def init(self):
         # one active alert per label set; resolved ones stay as history
@@ -60,6 +97,7 @@ class AiGenerationAlert(models.Model):
                     {
                         "fingerprint": fingerprint,
                         "labels": alert.labels,
+                        "annotations": alert.annotations,
                         "starts_at": now,
                         "last_sent_at": now,
                     }
@@ -80,7 +118,10 @@ class AiGenerationAlert(models.Model):
             _logger.warning("Alertmanager post to %s failed (%s); retried at the next run", url, exc)
             return []
         self.create(created)
-        (self.search([("fingerprint", "in", list(active))]) - resolved).write({"last_sent_at": now})
+        # the latest counts and samples stay on the alert, so its resolve carries a summary too
+        by_fingerprint = {json.dumps(a.labels, sort_keys=True): a for a in current.values()}
+        for record in self.search([("fingerprint", "in", list(active))]) - resolved:
+            record.write({"last_sent_at": now, "annotations": by_fingerprint[record.fingerprint].annotations})
         resolved.write({"active": False, "resolved_at": now})
         _logger.info(
             "Alertmanager: %d alert(s) sent, %d resolved", len(payload) - len(resolved), len(resolved)

@@ -152,6 +152,28 @@ class TestAlerts(AiGenerationCase):
         self.assertFalse(Alert.search([]))
         self.assertTrue(Alert.with_context(active_test=False).search([]).resolved_at)
 
+    def test_the_alert_record_reads_as_an_alert_and_its_resolve_carries_the_summary(self):
+        Alert = self.env["ai.generation.alert"]
+        failed = self._fail("provider_unavailable", 3)
+        Alert._cron_send_alerts()
+        record = Alert.search([])
+        self.assertEqual(
+            (record.alertname, record.severity, record.backend, record.error_type, record.source),
+            (alerts.ALERT_RATE, "warning", "external", "provider_unavailable", "odoo"),
+        )
+        self.assertEqual((record.status, record.failure_count), ("firing", 3))
+        self.assertIn("3 provider_unavailable failures", record.summary)
+        self.assertEqual(set(record.sample_request_ids.ids), {r.id for r in failed})
+        # a fourth failure: the re-send updates the stored counts
+        self._fail("provider_unavailable", 1)
+        Alert._cron_send_alerts()
+        self.assertEqual(record.failure_count, 4)
+        self.env.cr.execute("UPDATE ai_generation_request SET finished_at = finished_at - interval '1 hour'")
+        self.env.invalidate_all()
+        (resolved,) = Alert._cron_send_alerts()
+        self.assertIn("4 provider_unavailable failures", resolved["annotations"]["summary"])
+        self.assertEqual(record.status, "resolved")
+
     def test_immediate_alert_for_quota(self):
         self._fail("quota_exhausted", 1)
         self.env["ai.generation.alert"]._cron_send_alerts()
