@@ -65,10 +65,8 @@ def main() -> int:
         def jobs(tag: str) -> list[dict]:
             return [job_message(f"{tag} job {i}") for i in range(args.jobs)]
 
-        settings = {"AIGEN_ODOO_URL": odoo.url, "AIGEN_OPENAI_BASE_URL": fake_ai.base_url}
-        n8n = deploy(
-            vhost.name, settings, worker_secret=SECRET, openai_key=API_KEY, openai_url=fake_ai.base_url
-        )
+        settings = {"odoo_url": odoo.url, "openai_base_url": fake_ai.base_url}
+        n8n = deploy(vhost.name, settings, worker_secret=SECRET, openai_key=API_KEY)
         try:
             version = n8n.version()
             wait_consumers(channel, 1)

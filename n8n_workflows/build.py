@@ -5,8 +5,13 @@ schemas are embedded here, as data, next to a small generic interpreter (src/tax
 semantics as worker/classification.py). tests/n8n/test_workflow_build.py fails when a committed
 workflow differs from what this script renders, so the embedded copies cannot drift.
 
-    python n8n_workflows/build.py          # rewrite the workflow files
-    python n8n_workflows/build.py --check  # exit 1 if a file is out of date
+    python n8n_workflows/build.py          # rewrite the committed files (default settings)
+    python n8n_workflows/build.py --check  # exit 1 if a committed file is out of date
+    python n8n_workflows/build.py --settings my-settings.json --out DIR
+                                           # the workflows to import, with a deployment's settings
+
+The settings are written into each workflow's "Settings" node as plain values: n8n's environment is
+never read (2.x blocks $env in nodes by default), so the one place to configure is the settings file.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ CREDENTIALS = {
     "n8n": {"id": "AigenN8nApiKey00", "name": "n8n API"},
 }
 
-# (name, environment variable, default, type, meaning): read by the "Settings" node of each workflow.
-# The AIGEN_* names and defaults are the Python worker's (worker/config.py) where it has the setting.
+# (name, the worker's variable, default, type, meaning): the values of the "Settings" node of each
+# workflow, written into the workflow files when they are rendered (render_configured), never read from
+# n8n's environment: n8n 2.x blocks $env by default, and a workflow that cannot read its settings fails
+# before it can report anything. The names, defaults and meanings are the Python worker's
+# (worker/config.py, the AIGEN_* variable) where it has the setting.
 SETTINGS = [
     ("odoo_url", "AIGEN_ODOO_URL", "http://127.0.0.1:8069", "string", "Base URL of Odoo for the callbacks."),
     (
@@ -193,7 +201,7 @@ SETTINGS = [
     ("k8s_log_tail_lines", "AIGEN_K8S_LOG_TAIL_LINES", 20, "number", "Log lines read for the result."),
     (
         "alertmanager_url",
-        "AIGEN_ALERTMANAGER_URL",
+        "AIGEN_ALERT_ALERTMANAGER_URL",
         "http://127.0.0.1:9093",
         "string",
         "Alertmanager base URL (API v2).",
@@ -251,7 +259,7 @@ SETTINGS = [
     ),
     (
         "n8n_api_url",
-        "AIGEN_N8N_API_URL",
+        None,  # the worker has no such setting
         "http://127.0.0.1:5678/api/v1",
         "string",
         "This n8n's public API URL, for the error workflow (its key is the `n8n API` credential).",
@@ -316,14 +324,31 @@ class Flow:
             self.link(a, b)
 
 
-def settings_node(flow: Flow) -> str:
-    assignments = []
-    for i, (name, env, default, kind, _meaning) in enumerate(SETTINGS):
-        if kind == "number":
-            value = f"={{{{ Number($env.{env} || {default}) }}}}"
+def settings_values(overrides: dict | None = None) -> dict:
+    """Every setting's value: the defaults, with ``overrides`` (a settings file's content) checked."""
+    kinds = {name: kind for name, _env, _default, kind, _meaning in SETTINGS}
+    values = {name: default for name, _env, default, _kind, _meaning in SETTINGS}
+    problems = []
+    for name, value in (overrides or {}).items():
+        if name not in kinds:
+            problems.append(f"{name}: no such setting")
+        elif kinds[name] == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            problems.append(f"{name}: must be a number, not {json.dumps(value)}")
+        elif kinds[name] == "string" and not isinstance(value, str):
+            problems.append(f"{name}: must be a string, not {json.dumps(value)}")
         else:
-            value = f"={{{{ $env.{env} || {json.dumps(default)} }}}}"
-        assignments.append({"id": f"setting-{i:02d}", "name": name, "value": value, "type": kind})
+            values[name] = value
+    if problems:
+        raise ValueError("; ".join(problems))
+    return values
+
+
+def settings_node(flow: Flow, values: dict) -> str:
+    """The workflow's settings as plain values (no expression: nothing here can fail at run time)."""
+    assignments = [
+        {"id": f"setting-{i:02d}", "name": name, "value": values[name], "type": kind}
+        for i, (name, _env, _default, kind, _meaning) in enumerate(SETTINGS)
+    ]
     return flow.add(
         "Settings",
         "n8n-nodes-base.set",
@@ -537,7 +562,7 @@ def workflow(id_: str, name: str, flow: Flow, settings: dict) -> dict:
 # --- the workflows -----------------------------------------------------------------------------------
 
 
-def generation_workflow() -> dict:
+def generation_workflow(values: dict) -> dict:
     f = Flow()
     common = _js("common.js")
     tax = taxonomy_js()
@@ -551,7 +576,11 @@ def generation_workflow() -> dict:
                 # the quorum queue, its DLQ and the binding are declared by Odoo / the worker / setup:
                 # n8n would pass its own option object as queue arguments (PRECONDITION_FAILED)
                 "assertQueue": False,
-                "acknowledge": "executionFinishes",
+                # acknowledged only when the execution succeeds, that is once the outcome reached Odoo
+                # (result, or failure and notice), Odoo said the request is finished, or the message is in
+                # the DLQ. A failed execution is nacked: the message is redelivered, and the quorum queue's
+                # x-delivery-limit dead-letters it after repeated failures. Never lost, whatever happened.
+                "acknowledge": "executionFinishesSuccessfully",
                 "parallelMessages": 16,
                 "jsonParseBody": False,
                 "onlyContent": False,
@@ -559,7 +588,7 @@ def generation_workflow() -> dict:
         },
         credentials={"rabbitmq": dict(CREDENTIALS["rabbitmq"])},
     )
-    settings = settings_node(f)
+    settings = settings_node(f, values)
     read_job = code_node(
         f, "Read job", code(common, _js("read_job.js").replace("__JOB_SCHEMAS__", job_schemas_js()))
     )
@@ -584,6 +613,7 @@ def generation_workflow() -> dict:
         on_error="continueRegularOutput",
     )
     still = code_node(f, "Still wanted?", code(common, _js("still_wanted.js")))
+    wanted = switch_node(f, "Wanted", "={{ $json.next }}", ["run", "refused"])
     backend = switch_node(f, "Backend", "={{ $json.job.backend }}", ["external", "internal"])
     provider = backend_call(f, "Call provider", "openai")
     k8s_js = _js("k8s_common.js")
@@ -664,7 +694,9 @@ def generation_workflow() -> dict:
     f.link(attempt, route)
     f.link(route, progress, 0)
     f.link(route, classify, 1)
-    f.chain(progress, still, backend)
+    f.chain(progress, still, wanted)
+    f.link(wanted, backend, 0)
+    f.link(wanted, dead_letter, 1)
     f.link(backend, provider, 0)
     f.link(backend, create_job, 1)
     f.link(create_job, created, 0)
@@ -705,11 +737,11 @@ def generation_workflow() -> dict:
     )
 
 
-def error_workflow() -> dict:
+def error_workflow(values: dict) -> dict:
     f = Flow()
     common = _js("common.js")
     trigger = f.add("Error Trigger", "n8n-nodes-base.errorTrigger", 1, {})
-    settings = settings_node(f)
+    settings = settings_node(f, values)
     fetch = http_node(
         f,
         "Fetch failed execution",
@@ -743,7 +775,7 @@ def error_workflow() -> dict:
     )
 
 
-def alerts_workflow() -> dict:
+def alerts_workflow(values: dict) -> dict:
     f = Flow()
     common = _js("common.js")
     events = f.add(
@@ -770,7 +802,7 @@ def alerts_workflow() -> dict:
         {"rule": {"interval": [{"field": "seconds", "secondsInterval": 10}]}},
     )
     tick = rabbit_send(f, "Queue a tick", EVENTS_QUEUE, '{"event": "tick"}', assertQueue=True)
-    settings = settings_node(f)
+    settings = settings_node(f, values)
     state = code_node(
         f,
         "Update alert state",
@@ -801,10 +833,10 @@ WORKFLOWS = {
 
 
 def settings_table() -> str:
-    lines = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    for _name, env, default, _kind, meaning in SETTINGS:
-        shown = f"`{default}`" if default != "" else "(none)"
-        lines.append(f"| `{env}` | {shown} | {meaning} |")
+    lines = ["| Setting | The worker's variable | Default | Meaning |", "|---|---|---|---|"]
+    for name, env, default, _kind, meaning in SETTINGS:
+        shown = f"`{json.dumps(default)}`" if default != "" else '`""`'
+        lines.append(f"| `{name}` | {f'`{env}`' if env else '(none)'} | {shown} | {meaning} |")
     return "\n".join(lines)
 
 
@@ -815,15 +847,49 @@ def readme(current: str) -> str:
     return f"{head}{start}\n{settings_table()}\n{end}{rest.split(end, 1)[1]}"
 
 
-def render() -> dict[str, str]:
-    files = {
-        name: json.dumps(build(), indent=2, ensure_ascii=False) + "\n" for name, build in WORKFLOWS.items()
+def render_workflows(overrides: dict | None = None) -> dict[str, str]:
+    """The workflow files, their Settings nodes holding the defaults with ``overrides`` applied."""
+    values = settings_values(overrides)
+    return {
+        name: json.dumps(build(values), indent=2, ensure_ascii=False) + "\n"
+        for name, build in WORKFLOWS.items()
     }
+
+
+def render() -> dict[str, str]:
+    """What is committed: the workflows with the default settings, and the README's settings table."""
+    files = render_workflows()
     files["README.md"] = readme((HERE / "README.md").read_text(encoding="utf-8"))
     return files
 
 
+def write_configured(settings_file: Path, out: Path) -> None:
+    """The workflows to import, configured by ``settings_file`` (a JSON object: setting -> value)."""
+    overrides = json.loads(settings_file.read_text(encoding="utf-8"))
+    if not isinstance(overrides, dict):
+        raise ValueError(f"{settings_file}: must hold a JSON object (setting name -> value)")
+    files = render_workflows(overrides)
+    out.mkdir(parents=True, exist_ok=True)
+    # a configured copy is a deployment's, not the repo's: keep it out of git wherever it is written
+    (out / ".gitignore").write_text("*\n", encoding="utf-8")
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str]) -> int:
+    if "--settings" in argv or "--out" in argv:
+        try:
+            settings_file = Path(argv[argv.index("--settings") + 1])
+            out = Path(argv[argv.index("--out") + 1])
+        except (ValueError, IndexError):
+            print("usage: build.py --settings FILE --out DIR", file=sys.stderr)
+            return 2
+        try:
+            write_configured(settings_file, out)
+        except (OSError, ValueError) as error:  # JSONDecodeError is a ValueError
+            print(f"build.py: {error}", file=sys.stderr)
+            return 2
+        return 0
     stale = []
     for name, text in render().items():
         path = HERE / name

@@ -6,9 +6,11 @@
 //   alert_persistent_seconds;
 // - AIGenerationImmediateError (critical): an error whose taxonomy row says alert "immediate";
 // per backend: AIGenerationConsecutiveFailures (critical, error_type "any"): alert_consecutive_threshold
-// system-side failures in a row (a success or a user-side failure breaks the row).
-// Labels are exactly schemas/alerts.json's; active alerts are re-sent every alert_resend_seconds with an
-// endsAt ahead, and resolved (endsAt now) after alert_quiet_seconds without a matching error.
+// system-side failures in a row; only a success (or alert_quiet_seconds without a system-side failure)
+// ends the row: a user-side failure neither counts nor breaks it (a user's error is not a recovery).
+// Labels are exactly schemas/alerts.json's, with source "n8n": this workflow alone resolves what it raised.
+// Active alerts are re-sent every alert_resend_seconds with an endsAt ahead, and resolved (endsAt now)
+// after alert_quiet_seconds without a matching error (the streak one also at the backend's next success).
 // The output is the Alertmanager API v2 body; nothing when no alert is due.
 const cfg = settings;
 const state = $getWorkflowStaticData('global');
@@ -35,10 +37,10 @@ for (const item of $('Events').all()) {
     s.total += 1;
     s.immediate = s.immediate || e.alert === 'immediate';
     s.samples = remember(s.samples, e.request_id);
-    if (e.side === 'user') {
-      delete streaks[e.backend]; // the backend answered: not an outage
-    } else {
-      const k = streaks[e.backend] || (streaks[e.backend] = { count: 0, types: {}, samples: [], last: e.at });
+    if (e.side !== 'user') {
+      let k = streaks[e.backend];
+      if (!k || e.at - k.last >= cfg.alert_quiet_seconds) // a pause ended the last row: this one is new
+        k = streaks[e.backend] = { first: e.at, count: 0, types: {}, samples: [], last: e.at };
       k.count += 1;
       k.types[e.error_type] = (k.types[e.error_type] || 0) + 1;
       k.last = e.at;
@@ -49,8 +51,8 @@ for (const item of $('Events').all()) {
 
 const holding = {};
 function hold(alertname, backend, errorType, severity, summary, notes) {
-  const labels = { alertname, service: cfg.alert_service, backend, error_type: errorType, severity };
-  holding[`${alertname}|${backend}|${errorType}`] = { labels, annotations: { summary, source: 'n8n', ...notes } };
+  const labels = { alertname, service: cfg.alert_service, backend, error_type: errorType, severity, source: 'n8n' };
+  holding[`${alertname}|${backend}|${errorType}`] = { labels, annotations: { summary, ...notes } };
 }
 for (const [key, s] of Object.entries(series)) {
   s.times = s.times.filter((t) => now - t <= cfg.alert_window_seconds);
@@ -97,8 +99,10 @@ for (const [key, notice] of Object.entries(holding)) {
 for (const [key, current] of Object.entries(active)) {
   if (holding[key]) continue;
   const [alertname, backend, errorType] = key.split('|');
+  // a row that began after the alert did is a new one: the alert's own row ended (success or a pause)
   const finished = alertname === 'AIGenerationConsecutiveFailures'
     ? !streaks[backend] || streaks[backend].count < cfg.alert_consecutive_threshold
+      || streaks[backend].first > Date.parse(current.startsAt) / 1000
     : !series[`${backend}|${errorType}`];
   if (finished) {
     alerts.push({ labels: current.labels, annotations: current.annotations, startsAt: current.startsAt, endsAt: iso(now) });

@@ -38,10 +38,9 @@ const out = {
   alert: [{
     labels: {
       alertname: 'AIGenerationWorkflowError', service: settings.alert_service, backend,
-      error_type: verdict.error_type, severity: 'critical',
+      error_type: verdict.error_type, severity: 'critical', source: 'n8n',
     },
     annotations: {
-      source: 'n8n',
       summary: `n8n workflow "${(trigger.workflow || {}).name}" failed at node "${where}"`,
       description: why,
       sample_request_ids: job ? job.request_id : '',

@@ -1,14 +1,18 @@
 """A real n8n (installed by scripts/install-n8n) run for a test session, on loopback, in a throwaway folder.
 
-Lifecycle, as n8n 2.x wants it: import the credentials and the workflows with the CLI, publish them
-(import always deactivates), then start; an owner account and an API key are made through the REST
-API once it runs (the error workflow reads failed executions through the public API), and the "n8n API"
-credential is imported with that key. ``stop()`` ends the process group it started, task runner included.
+Lifecycle, as n8n 2.x wants it and n8n_workflows/README.md documents it: render the workflows with the
+deployment's settings (``build.py --settings``), import the credentials and the workflows with the CLI,
+publish them (import always deactivates), then start; an owner account and an API key are made through
+the REST API once it runs (the error workflow reads failed executions through the public API), and the
+"n8n API" credential is imported with that key. n8n runs with its 2.x default
+N8N_BLOCK_ENV_ACCESS_IN_NODE=true and no AIGEN_* variable in its environment: the workflows must not
+need either. ``stop()`` ends the process group it started, task runner included.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -25,6 +29,14 @@ REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "n8n_workflows"
 WORKFLOW_FILES = ("error_handler.json", "alerts.json", "generation.json")
 WORKFLOW_IDS = ("AigenErrorReport", "AigenAlertState0", "AigenGenerateJob")  # as in n8n_workflows/build.py
+
+
+def load_build():
+    """n8n_workflows/build.py (a script, not a package) as a module of its own."""
+    spec = importlib.util.spec_from_file_location("aigen_n8n_build", WORKFLOWS / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def n8n_home() -> Path:
@@ -55,12 +67,14 @@ def credential_ids() -> dict[str, str]:
 
 
 class N8n:
-    def __init__(self, settings: dict[str, str], folder: str | None = None):
+    def __init__(self, settings: dict, folder: str | None = None, *, with_api_url: bool = True):
+        """``settings``: the workflows' settings (n8n_workflows/build.py SETTINGS names) for this instance;
+        ``with_api_url`` False leaves n8n_api_url empty (the error workflow cannot read executions)."""
         self._tmp = None if folder else tempfile.TemporaryDirectory(prefix="aigen-n8n-")
         self.folder = Path(folder or self._tmp.name)
         self.port = free_port()
         self.broker_port = free_port()
-        self.settings = dict(settings)
+        self.settings = {**settings, "n8n_api_url": f"{self.url}/api/v1" if with_api_url else ""}
         self.process: subprocess.Popen | None = None
         self.log_path = self.folder / "n8n.log"
         self.api_key: str | None = None
@@ -83,7 +97,7 @@ class N8n:
             N8N_VERSION_NOTIFICATIONS_ENABLED="false",
             N8N_PERSONALIZATION_ENABLED="false",
             N8N_TEMPLATES_ENABLED="false",
-            N8N_BLOCK_ENV_ACCESS_IN_NODE="false",  # the workflows read AIGEN_* settings through $env
+            N8N_BLOCK_ENV_ACCESS_IN_NODE="true",  # n8n 2.x's default, said explicitly: nothing reads $env
             N8N_SECURE_COOKIE="false",
             N8N_LOG_LEVEL="warn",
             N8N_LOG_OUTPUT="console",
@@ -91,8 +105,6 @@ class N8n:
             # as many Code-node tasks at once as the trigger's parallel jobs (the default is 10)
             N8N_RUNNERS_MAX_CONCURRENCY="16",
         )
-        env.update(self.settings)
-        env["AIGEN_N8N_API_URL"] = f"{self.url}/api/v1"
         return env
 
     # -- CLI -------------------------------------------------------------------------------------------
@@ -119,10 +131,14 @@ class N8n:
             path.unlink()  # it holds secrets in clear
 
     def import_workflows(self) -> None:
+        """The documented path: a settings file, build.py --settings/--out, import of that folder."""
+        settings_file = self.folder / "settings.json"
+        settings_file.write_text(json.dumps(self.settings), encoding="utf-8")
         staging = self.folder / "workflows"
-        staging.mkdir(exist_ok=True)
-        for name in WORKFLOW_FILES:
-            (staging / name).write_text((WORKFLOWS / name).read_text(encoding="utf-8"), encoding="utf-8")
+        if load_build().main(["--settings", str(settings_file), "--out", str(staging)]) != 0:
+            raise RuntimeError(f"build.py refused the settings {self.settings}")
+        # import:workflow --separate reads every *.json of the folder: only the three workflows
+        assert sorted(p.name for p in staging.glob("*.json")) == sorted(WORKFLOW_FILES)
         self.cli("import:workflow", "--separate", f"--input={staging}")
 
     def publish(self, workflow_id: str) -> None:
@@ -204,22 +220,28 @@ class N8n:
         return self.cli("--version").strip().splitlines()[-1]
 
 
+# The credentials' URL fields only serve n8n's own "Test" button: the workflows call the URLs of their
+# settings. Filled with an address nothing listens on, a workflow that used them would fail the tier.
+UNUSED_URL = "http://127.0.0.1:9/the-workflows-use-their-settings"
+
+
 def deploy(
     vhost_name: str,
-    settings: dict[str, str],
+    settings: dict,
     *,
     worker_secret: str,
     openai_key: str,
-    openai_url: str,
     k8s_token: str | None = None,
+    with_api_url: bool = True,
 ) -> N8n:
     """An n8n running the three workflows of n8n_workflows/ on ``vhost_name`` (the topology declared).
 
-    The documented path: credentials and workflows imported with the CLI, published, n8n started, then
-    the n8n API credential (for the error workflow) made from a fresh owner's API key.
+    The documented path: workflows rendered with ``settings`` (build.py SETTINGS names), credentials and
+    workflows imported with the CLI, published, n8n started, then the n8n API credential (for the error
+    workflow) made from a fresh owner's API key.
     """
     ids = credential_ids()
-    n8n = N8n(settings)
+    n8n = N8n(settings, with_api_url=with_api_url)
     try:
         n8n.import_credentials(
             [
@@ -252,7 +274,7 @@ def deploy(
                     "id": ids["OpenAI key"],
                     "name": "OpenAI key",
                     "type": "openAiApi",
-                    "data": {"apiKey": openai_key, "url": openai_url},
+                    "data": {"apiKey": openai_key, "url": UNUSED_URL},
                 },
             ]
         )
@@ -267,7 +289,7 @@ def deploy(
                     "id": ids["n8n API"],
                     "name": "n8n API",
                     "type": "n8nApi",
-                    "data": {"apiKey": key, "baseUrl": f"{n8n.url}/api/v1"},
+                    "data": {"apiKey": key, "baseUrl": UNUSED_URL},
                 }
             ]
         )

@@ -3,13 +3,15 @@
 One n8n per module (imported, published and started once): jobs go to the real RabbitMQ (a throwaway
 vhost, topology declared as the worker declares it), the provider is the loopback OpenAI fake, Odoo is
 the loopback stand-in that validates every callback against schemas/callback_*.json, and alerts go to
-a real Alertmanager whose webhook receiver records what it notifies.
+a real Alertmanager whose webhook receiver records what it notifies. n8n runs as 2.x ships it
+(N8N_BLOCK_ENV_ACCESS_IN_NODE=true) with the settings rendered into the workflows: a job whose
+execution fails is redelivered, never acknowledged without its outcome in Odoo or in the DLQ.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import time
 
 import pika
 import pytest
@@ -20,7 +22,7 @@ from tests.support import fake_openai
 from tests.support.alertmanager import Alertmanager
 from tests.support.fake_k8s import FakeKubernetes, oom_killed, user_input_exit
 from tests.support.fake_odoo import FakeOdoo
-from tests.support.rabbit import throwaway_vhost
+from tests.support.rabbit import rabbitmqctl, throwaway_vhost
 from tests.worker.helpers import job_message
 from worker import topology
 
@@ -34,30 +36,54 @@ TAXONOMY = aigen_contracts.load("error_taxonomy.json")
 SECRET = "n8n-tier-worker-secret"
 API_KEY = "sk-n8n-tier"
 RATE_THRESHOLD = 3
+CONSECUTIVE_THRESHOLD = 3
 QUIET_SECONDS = 6  # an alert resolves this long after its errors stop (plus the 10 s tick)
 ALERTS = aigen_contracts.load("alerts.json")
 
 
 class RefusingOdoo(FakeOdoo):
-    """Odoo that cannot take the result of some requests (503): the workflow's unhandled-error path."""
+    """Odoo that refuses some callbacks of some requests: the workflow's unhandled-error paths."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.refuse_results_for: set[str] = set()
+        self._refusals: dict[str, dict] = {}
+        self.refused: list[tuple[str, str, int]] = []  # (request id, path, status) answered
+
+    def refuse(self, request_id: str, paths=None, *, status: int = 503, times: int | None = None) -> None:
+        """Answer ``status`` to the request's callbacks on ``paths`` (all when None), ``times`` times."""
+        self._refusals[request_id] = {"paths": paths, "status": status, "left": times}
 
     def handle(self, path, authorization, raw):
         try:
             request_id = json.loads(raw).get("generation_request_id")
         except (ValueError, AttributeError):
             request_id = None
-        if path == "/ai/generation/result" and request_id in self.refuse_results_for:
-            return 503, {"error": {"code": "unavailable", "message": "try later"}}
+        with self._lock:
+            refusal = self._refusals.get(request_id)
+            refused = (
+                refusal is not None
+                and (refusal["paths"] is None or path in refusal["paths"])
+                and refusal["left"] != 0
+            )
+            if refused:
+                if refusal["left"] is not None:
+                    refusal["left"] -= 1
+                self.refused.append((request_id, path, refusal["status"]))
+        if refused:
+            return refusal["status"], {"error": {"code": "unavailable", "message": "refused by the test"}}
         return super().handle(path, authorization, raw)
 
 
 def new_job(prompt: str, **overrides) -> dict:
     """A job as Odoo publishes it (the worker tests' builder), with a max_tokens the provider must see."""
     return job_message(prompt, **{"params": {"max_tokens": 64}, **overrides})
+
+
+def request_id_of(body: bytes) -> str | None:
+    try:
+        return json.loads(body).get("generation_request_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def sides(failure: dict) -> tuple:
@@ -77,6 +103,7 @@ class Stack:
         self.connection = vhost.connect()
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
+        self.dead_letters: list[tuple] = []  # (properties, body) taken from the DLQ so far
 
     def publish(self, job: dict | bytes) -> None:
         body = job if isinstance(job, bytes) else json.dumps(job).encode()
@@ -87,6 +114,33 @@ class Stack:
             body,
             pika.BasicProperties(message_id=message_id, delivery_mode=2, content_type="application/json"),
         )
+
+    def queued(self) -> int:
+        """Messages in the job queue, ready or delivered and not yet acknowledged."""
+        out = rabbitmqctl(
+            "list_queues", "-p", self.vhost.name, "name", "messages", "-q", "--no-table-headers"
+        )
+        counts = dict(line.split("\t") for line in out.splitlines() if "\t" in line)
+        return int(counts[topology.JOBS_QUEUE])
+
+    def dead_letters_of(self, job: dict) -> list[tuple]:
+        """What reached the DLQ so far for ``job`` (drained into ``dead_letters``)."""
+        with contextlib.suppress(AssertionError):
+            self.dead_letter(lambda _p, _b: False, timeout=0.1)
+        return [m for m in self.dead_letters if request_id_of(m[1]) == job["generation_request_id"]]
+
+    def dead_letter(self, predicate, timeout: float = 60.0) -> tuple:
+        """(properties, body) of the first DLQ message matching ``predicate(properties, body)``."""
+
+        def drained_match():
+            while True:
+                method, properties, body = self.channel.basic_get(topology.DLQ, auto_ack=True)
+                if method is None:
+                    break
+                self.dead_letters.append((properties, body))
+            return next((m for m in self.dead_letters if predicate(*m)), None)
+
+        return self.odoo.wait_for(drained_match, timeout)
 
     def outcome(self, job: dict, timeout: float = 60.0) -> dict:
         """The request's terminal state and its callbacks once the notify (failure) or result arrived."""
@@ -120,28 +174,22 @@ def stack():
         connection.close()
         alertmanager = Alertmanager().start()
         settings = {
-            "AIGEN_ODOO_URL": odoo.url,
-            "AIGEN_OPENAI_BASE_URL": openai.base_url,
-            "AIGEN_ALERTMANAGER_URL": alertmanager.url,
-            "AIGEN_BACKOFF_INITIAL": "0.2",
-            "AIGEN_BACKOFF_JITTER": "0.1",
-            "AIGEN_ALERT_RATE_THRESHOLD": str(RATE_THRESHOLD),
-            "AIGEN_ALERT_WINDOW_SECONDS": "120",
-            "AIGEN_ALERT_QUIET_SECONDS": str(QUIET_SECONDS),
-            "AIGEN_K8S_HOST": k8s.host,
-            "AIGEN_K8S_NAMESPACE": "aigen-test",
-            "AIGEN_K8S_POLL_INTERVAL": "0.2",
+            "odoo_url": odoo.url,
+            "openai_base_url": openai.base_url,
+            "alertmanager_url": alertmanager.url,
+            "backoff_initial": 0.2,
+            "backoff_jitter": 0.1,
+            "alert_rate_threshold": RATE_THRESHOLD,
+            "alert_consecutive_threshold": CONSECUTIVE_THRESHOLD,
+            "alert_window_seconds": 120,
+            "alert_quiet_seconds": QUIET_SECONDS,
+            "k8s_host": k8s.host,
+            "k8s_namespace": "aigen-test",
+            "k8s_poll_interval": 0.2,
         }
         n8n = None
         try:
-            n8n = deploy(
-                vhost.name,
-                settings,
-                worker_secret=SECRET,
-                openai_key=API_KEY,
-                openai_url=openai.base_url,
-                k8s_token=k8s.token,
-            )
+            n8n = deploy(vhost.name, settings, worker_secret=SECRET, openai_key=API_KEY, k8s_token=k8s.token)
             s = Stack(vhost, odoo, openai, alertmanager, n8n)
             s.k8s = k8s
             odoo.wait_for(
@@ -153,6 +201,30 @@ def stack():
             if n8n is not None:
                 n8n.close()
             alertmanager.stop()
+
+
+@pytest.fixture
+def stack_without_api(stack):
+    """A second n8n (own vhost, the same fakes) without an n8n API URL: its error workflow reads nothing."""
+    with throwaway_vhost("aigen-n8n-noapi") as vhost:
+        connection = vhost.connect()
+        topology.declare(connection.channel())
+        connection.close()
+        settings = {
+            "odoo_url": stack.odoo.url,
+            "openai_base_url": stack.openai.base_url,
+            "alertmanager_url": stack.alertmanager.url,
+        }
+        n8n = deploy(vhost.name, settings, worker_secret=SECRET, openai_key=API_KEY, with_api_url=False)
+        try:
+            s = Stack(vhost, stack.odoo, stack.openai, stack.alertmanager, n8n)
+            s.odoo.wait_for(
+                lambda: s.channel.queue_declare(topology.JOBS_QUEUE, passive=True).method.consumer_count, 60
+            )
+            yield s
+            s.connection.close()
+        finally:
+            n8n.close()
 
 
 def test_success_reports_the_result(stack):
@@ -215,10 +287,11 @@ def test_a_burst_of_errors_raises_one_alert_at_alertmanager_resolved_when_they_s
         assert stack.outcome(job)["by_path"]["/ai/generation/failure"]["error_type"] == "content_policy"
     labels = {"alertname": "AIGenerationHighErrorRate", "backend": "external", "error_type": "content_policy"}
     alert = stack.alertmanager.webhook.wait_for(status="firing", timeout=30, **labels)
-    # exactly the shared label set (schemas/alerts.json), so the worker's and Odoo's alert dedup with it
+    # exactly the shared label set (schemas/alerts.json): grouped with the worker's and Odoo's alerts for
+    # the same condition, yet n8n's own (source), so only n8n ends it
     assert set(alert["labels"]) == set(ALERTS["labels"])
     assert alert["labels"]["service"] == ALERTS["service"] and alert["labels"]["severity"] == "warning"
-    assert alert["annotations"]["source"] == "n8n"
+    assert alert["labels"]["source"] == "n8n" and "n8n" in ALERTS["sources"]
     assert int(alert["annotations"]["count"]) >= RATE_THRESHOLD
     samples = set(alert["annotations"]["sample_request_ids"].split(","))
     assert samples and samples <= {j["generation_request_id"] for j in jobs}
@@ -243,7 +316,7 @@ def test_an_immediate_error_type_alerts_at_once(stack):
 
 def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflow(stack):
     job = new_job("fine answer, lost result")
-    stack.odoo.refuse_results_for.add(job["generation_request_id"])
+    stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/result"})
     stack.publish(job)
     out = stack.outcome(job, timeout=90)
     failure = out["by_path"]["/ai/generation/failure"]
@@ -256,8 +329,12 @@ def test_an_unhandled_error_is_reported_as_a_system_failure_by_the_error_workflo
     alert = stack.alertmanager.webhook.wait_for(
         status="firing", timeout=30, alertname="AIGenerationWorkflowError"
     )
-    assert set(alert["labels"]) == set(ALERTS["labels"]) and alert["annotations"]["source"] == "n8n"
+    assert set(alert["labels"]) == set(ALERTS["labels"]) and alert["labels"]["source"] == "n8n"
     assert job["generation_request_id"] in alert["annotations"]["sample_request_ids"]
+    # the failed execution gave the message back; a redelivery found the request finished in Odoo and
+    # was acknowledged: the queue is empty and nothing went to the DLQ
+    stack.odoo.wait_for(lambda: stack.queued() == 0, 60)
+    assert not stack.dead_letters_of(job)
 
 
 def test_internal_backend_runs_a_kubernetes_job_and_reports_its_result(stack):
@@ -310,12 +387,95 @@ def test_internal_backend_failures_are_classified_like_the_worker(stack):
 
 def test_a_message_that_breaks_the_contract_goes_to_the_dead_letter_queue(stack):
     stack.publish(b'{"message_type": "AIGenerationJobRequested", "version": 1}')
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        method, properties, body = stack.channel.basic_get(topology.DLQ, auto_ack=True)
-        if method is not None:
-            assert body.startswith(b'{"message_type"')
-            assert "required property" in properties.headers[topology.REJECT_REASON_HEADER]
-            return
-        time.sleep(0.2)
-    raise AssertionError("nothing reached the DLQ")
+    properties, _body = stack.dead_letter(lambda _p, b: b.startswith(b'{"message_type"'), timeout=30)
+    assert "required property" in properties.headers[topology.REJECT_REASON_HEADER]
+
+
+def test_a_job_odoo_does_not_know_goes_to_the_dead_letter_queue_before_any_ai_call(stack):
+    job = new_job("nobody asked for this")
+    stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/progress"}, status=404)
+    stack.publish(job)
+    properties, body = stack.dead_letter(lambda _p, b: request_id_of(b) == job["generation_request_id"])
+    assert json.loads(body) == job
+    reason = properties.headers[topology.REJECT_REASON_HEADER]
+    assert reason.startswith("odoo refused the progress callback: /ai/generation/progress answered 404")
+    assert not [r for r in stack.openai.requests if "nobody asked" in r.prompt]
+    assert stack.odoo.calls_for(job["generation_request_id"]) == []  # only the refused progress call
+
+
+def test_a_job_whose_outcome_odoo_refuses_is_redelivered_then_dead_lettered_never_lost(stack):
+    # Odoo answers 503 to every callback of this request: neither the result nor the error workflow's
+    # failure report gets through, so no execution may acknowledge the message
+    job = new_job("an answer nobody can store")
+    stack.odoo.refuse(job["generation_request_id"])
+    stack.publish(job)
+    properties, body = stack.dead_letter(
+        lambda _p, b: request_id_of(b) == job["generation_request_id"], timeout=180
+    )
+    assert json.loads(body) == job
+    # dead-lettered by the quorum queue's delivery limit (worker/topology.py), after redeliveries
+    assert properties.headers["x-death"][0]["reason"] == "delivery_limit"
+    deliveries = len([r for r in stack.openai.requests if "nobody can store" in r.prompt])
+    limit = topology.JOBS_QUEUE_ARGUMENTS["x-delivery-limit"]
+    assert limit <= deliveries <= limit + 1
+    refused = [path for rid, path, _status in stack.odoo.refused if rid == job["generation_request_id"]]
+    assert "/ai/generation/result" in refused and "/ai/generation/failure" in refused
+    assert stack.odoo.state(job["generation_request_id"]) is None  # nothing got through
+    stack.odoo.wait_for(lambda: stack.queued() == 0, 30)
+
+
+def test_a_user_side_failure_does_not_break_a_system_side_streak(stack):
+    stack.openai.on("[auth]", fake_openai.unauthorized())
+    stack.openai.on("[userbad]", fake_openai.invalid_value())
+    ok = new_job("start from a success")
+    stack.publish(ok)
+    assert stack.outcome(ok)["state"].status == "succeeded"
+    jobs = []
+    for i in range(CONSECUTIVE_THRESHOLD):
+        system = new_job(f"streak {i} [auth]")
+        stack.publish(system)
+        assert sides(stack.outcome(system)["by_path"]["/ai/generation/failure"]) == (
+            "provider_auth",
+            True,
+            False,
+        )
+        jobs.append(system)
+        if i < CONSECUTIVE_THRESHOLD - 1:  # between the system failures, a user's own mistake
+            user = new_job(f"between {i} [userbad]")
+            stack.publish(user)
+            assert sides(stack.outcome(user)["by_path"]["/ai/generation/failure"]) == (
+                "invalid_input",
+                False,
+                True,
+            )
+    labels = {"alertname": "AIGenerationConsecutiveFailures", "backend": "external", "error_type": "any"}
+    alert = stack.alertmanager.webhook.wait_for(status="firing", timeout=30, **labels)
+    assert alert["labels"]["source"] == "n8n" and set(alert["labels"]) == set(ALERTS["labels"])
+    assert alert["annotations"]["consecutive_failures"] == str(CONSECUTIVE_THRESHOLD)
+    assert set(alert["annotations"]["sample_request_ids"].split(",")) == {
+        j["generation_request_id"] for j in jobs
+    }
+    # a success ends the streak: the alert resolves (n8n's own, by its source label)
+    done = new_job("back to normal")
+    stack.publish(done)
+    assert stack.outcome(done)["state"].status == "succeeded"
+    resolved = stack.alertmanager.webhook.wait_for(status="resolved", timeout=30, **labels)
+    assert resolved["fingerprint"] == alert["fingerprint"]
+
+
+def test_without_the_n8n_api_a_failed_execution_is_redelivered_until_the_outcome_reaches_odoo(
+    stack_without_api,
+):
+    # the first execution's result callback is refused (its three tries); the error workflow cannot
+    # read that execution, so it cannot tell Odoo: the message must come back, not be acknowledged
+    s = stack_without_api
+    job = new_job("second time lucky")
+    s.odoo.refuse(job["generation_request_id"], {"/ai/generation/result"}, times=3)
+    s.publish(job)
+    out = s.outcome(job, timeout=90)
+    assert out["state"].status == "succeeded"
+    assert out["paths"].count("/ai/generation/progress") == 2  # a second delivery did the job
+    assert len([r for r in s.openai.requests if "second time lucky" in r.prompt]) == 2
+    assert "/ai/generation/failure" not in out["paths"]
+    s.odoo.wait_for(lambda: s.queued() == 0, 30)
+    assert not s.dead_letters_of(job)

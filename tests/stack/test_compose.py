@@ -229,20 +229,22 @@ def test_worker_image_copies_every_package_setup_cfg_installs():
         assert Path(REPO / source).is_dir()
 
 
-N8N_SETTING = re.compile(r"\$env\.(AIGEN_[A-Z0-9_]+) \|\| \\?\"?([^\"\\)]*)")
+def test_n8n_settings_for_compose_name_its_services():
+    """The n8n workflows read no environment: their settings are rendered from settings.compose.json."""
+    import json
 
-
-def test_n8n_gets_the_settings_its_workflows_read():
-    read = {}
-    for workflow in (REPO / "n8n_workflows").glob("*.json"):
-        read.update(dict(N8N_SETTING.findall(workflow.read_text())))
-    assert read, "the workflows read no AIGEN_* setting"
-    env = env_of("n8n")
+    settings = json.loads((REPO / "n8n_workflows" / "settings.compose.json").read_text())
+    workflow = json.loads((REPO / "n8n_workflows" / "generation.json").read_text())
+    node = next(n for n in workflow["nodes"] if n["name"] == "Settings")
+    defaults = {a["name"]: a["value"] for a in node["parameters"]["assignments"]["assignments"]}
     # a default that points at this host is wrong inside the container (n8n's own API excepted)
-    must_set = {name for name, default in read.items() if "127.0.0.1" in default} - {"AIGEN_N8N_API_URL"}
-    assert must_set - set(env) == set()
-    assert {name for name in env if name.startswith("AIGEN_")} - set(read) == set()
-    assert env["N8N_BLOCK_ENV_ACCESS_IN_NODE"] == "false"
+    loopback = {k for k, v in defaults.items() if "127.0.0.1" in str(v)} - {"n8n_api_url"}
+    assert loopback and loopback - set(settings) == set()
+    for name in loopback:
+        assert host_port(settings[name])[0] in SERVICES, name
+    env = env_of("n8n")
+    assert {name for name in env if name.startswith("AIGEN_")} == set()  # nothing would read them
+    assert "N8N_BLOCK_ENV_ACCESS_IN_NODE" not in env  # n8n 2.x's default (true): no $env in nodes
 
 
 def test_worker_and_odoo_alerts_carry_the_same_service_label():
