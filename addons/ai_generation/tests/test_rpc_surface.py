@@ -237,6 +237,7 @@ class RpcSurfaceMixin(AiGenerationMixin):
 @tagged("at_install", "-post_install", ADDON)
 class TestRpcSurface(RpcSurfaceMixin, AiGenerationCase):
     maxDiff = None  # a failure lists every call that got through
+
     def setUp(self):
         super().setUp()
         self._setup_surface()
@@ -326,9 +327,15 @@ class TestRpcSurface(RpcSurfaceMixin, AiGenerationCase):
         for model in ("res.config.settings", "ir.config_parameter"):
             described = answers[model, "fields_get"]
             self.assertFalse(SECRET_SETTINGS & set(json.loads(described or "{}")), f"{model} fields_get")
+        return answers
 
     def test_portal_users_read_no_secret(self):
-        self.assertNothingSecretRead(self.portal, {"error detail": DETAIL_MARK})
+        answers = self.assertNothingSecretRead(self.portal, {"error detail": DETAIL_MARK})
+        # what a portal user gets: no record of any of the addon's models, nor of the settings
+        own = [m for m in self.record_models() if self.env[m]._original_module == ADDON]
+        own += ["res.config.settings", "ir.config_parameter"]
+        answered = sorted(f"{m} {call}" for m in own for call in ("read", "search_read") if answers[m, call])
+        self.assertEqual(answered, [])
 
     def test_internal_users_read_no_secret(self):
         self.assertNothingSecretRead(self.alice, {"error detail": DETAIL_MARK})
