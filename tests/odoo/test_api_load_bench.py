@@ -1,0 +1,101 @@
+"""bench/api_load.py keeps working: its quick mode runs every phase in both Odoo modes and prints every line.
+
+No figure is asserted (this machine's speed is no test result, and the targets are the bench's to show),
+only that each phase measured something and that every POST with credits was accepted.
+"""
+
+import importlib.util
+import math
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.odoo import REPO, require_odoo
+
+BENCH = REPO / "bench"
+
+
+def _odoo_log_module():
+    spec = importlib.util.spec_from_file_location("bench_odoo_log", BENCH / "odoo_log.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_server_time_is_read_from_odoos_request_line():
+    odoo_log = _odoo_log_module()
+    text = (
+        "2026-12-01 09:46:01,384 31122 INFO ? odoo.service.server: HTTP service (werkzeug) running\n"
+        "2026-12-01 09:46:25,669 31122 INFO db werkzeug: 127.0.0.1 - - [01/Dec/2026 09:46:25]"
+        ' "POST /api/v1/generations HTTP/1.1" 202 - 31 0.012 0.020\n'
+        "2026-12-01 09:46:25,700 31122 INFO db werkzeug: 127.0.0.1 - - [01/Dec/2026 09:46:25]"
+        ' "GET /web/health?x=1 HTTP/1.1" 200 - 0 0.000 0.002\n'
+        "2026-12-01 09:46:26,001 31122 ERROR db odoo.sql_db: bad query: could not serialize access\n"
+        "2026-12-01 09:46:26,002 31122 INFO db odoo.service.model: SERIALIZATION_FAILURE, 4 tries left\n"
+    )
+    lines = odoo_log.parse_requests(text)
+    assert [(r.method, r.path, r.status, r.queries) for r in lines] == [
+        ("POST", "/api/v1/generations", 202, 31),
+        ("GET", "/web/health", 200, 0),
+    ]
+    assert math.isclose(lines[0].server_seconds, 0.032)
+    assert lines[1].at - lines[0].at == pytest.approx(0.031, abs=1e-6)
+    assert odoo_log.serialization_failures(text) == 2
+    assert len(odoo_log.error_lines(text)) == 1
+    assert odoo_log.percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
+    assert odoo_log.percentile([float(i) for i in range(1, 101)], 99) == 99.0
+
+
+PER_MODE = [
+    "health_rps",
+    "post_16_users_rps",
+    "post_16_users_ratio_to_health",
+    "post_16_users_server_p50_ms",
+    "post_16_users_server_p99_ms",
+    "post_16_users_client_p99_ms",
+    "post_hot_user_rps",
+    "post_hot_user_ratio_to_health",
+    "post_hot_user_server_p99_ms",
+    "e2e_jobs_finished",
+    "e2e_jobs_per_s",
+    "e2e_ratio_to_health",
+    "scaling_one_worker_jobs_per_s",
+    "scaling_two_workers_jobs_per_s",
+    "scaling_two_to_one_workers",
+    "client_headroom",
+    "serialization_failures",
+    "error_lines",
+]
+
+
+@pytest.mark.odoo
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_quick_bench_measures_every_phase_in_both_modes():
+    require_odoo()
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "api_load.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    print(done.stdout)
+    for mode in ("threaded", "prefork"):
+        for name in PER_MODE:
+            value = float(values[f"{mode}_{name}"])  # present, and a number
+            assert not math.isnan(value), f"{mode}_{name} measured nothing"
+        for positive in ("health_rps", "post_16_users_rps", "post_hot_user_rps", "e2e_jobs_finished"):
+            assert float(values[f"{mode}_{positive}"]) > 0, positive
+        assert values[f"{mode}_post_16_users_non_202"] == "0"
+        assert values[f"{mode}_post_hot_user_non_202"] == "0"
+    assert float(values["client_ceiling_post_rps"]) > 0
+    assert int(values["serialization_failures_total"]) >= 0 and int(values["error_lines_total"]) >= 0
