@@ -94,6 +94,21 @@ def test_traceback_of_a_refused_statement_keeps_its_frames_not_the_row(capture):
     assert "RuntimeError: request failed" in text
 
 
+def test_traceback_after_a_savepoint_rollback_is_still_redacted(capture):
+    # Odoo rolls the savepoint back on the same cursor: its query is no longer the refused INSERT
+    logger, read = capture
+    error = FakeDataError(ERROR_TEXT, INSERT)
+    logger.error("bad query: %s\nERROR: %s", INSERT, error)
+    error.cursor.query = b'ROLLBACK TO SAVEPOINT "abc"'
+    try:
+        raise error
+    except FakeDataError:
+        logger.error("Exception during request handling.", exc_info=True)
+    text = read()
+    assert PROMPT not in text
+    assert text.count("[details redacted") == 2
+
+
 def test_a_traceback_unrelated_to_the_addon_is_untouched(capture):
     logger, read = capture
     try:

@@ -8,6 +8,7 @@ filter keeps the line and the error's first line but drops the data: the stateme
 stay, so the line still says what failed. The full query stays available at DEBUG (``query:`` lines).
 """
 
+import contextlib
 import logging
 import re
 import traceback
@@ -18,6 +19,9 @@ LOGGERS = ("odoo.sql_db", "odoo.http", "odoo.addons.base.models.ir_cron")
 ADDON_TABLE_RE = re.compile(r"\b(ai_generation_\w+|ai_credit_\w+)\b")
 STATEMENT_RE = re.compile(r"\s*(?:/\*.*?\*/\s*)*(\w+)", re.DOTALL)
 REDACTED = "[details redacted: a statement on the ai_generation tables; its data stays out of the logs]"
+# Set on an exception whose "bad query" line was redacted: its traceback, logged later, is redacted too.
+# (The cursor's own ``query`` is no proof by then: a savepoint rollback has replaced it.)
+MARK = "_ai_generation_redacted"
 
 
 def _text(value):
@@ -48,10 +52,12 @@ def first_line(error):
     return lines[0] if lines else type(error).__name__
 
 
-def _failed_query(error):
-    """The query a psycopg2 error came from (``error.cursor.query``), or None for any other error."""
+def _touches_addon_tables(error):
+    """Whether ``error`` came from a statement on the addon's tables (marked, or its cursor says so)."""
+    if getattr(error, MARK, False):
+        return True
     cursor = getattr(error, "cursor", None)
-    return getattr(cursor, "query", None) if cursor is not None else None
+    return cursor is not None and bool(addon_tables(getattr(cursor, "query", None)))
 
 
 def _exception_chain(error):
@@ -78,17 +84,20 @@ class RedactAddonQueries(logging.Filter):
     def _redact_bad_query(record):
         args = record.args if isinstance(record.args, tuple) else ()
         if len(args) == 2 and addon_tables(args[0]):
-            record.args = (redacted_query(args[0]), f"{first_line(args[1])} {REDACTED}")
+            query, error = args
+            record.args = (redacted_query(query), f"{first_line(error)} {REDACTED}")
+            with contextlib.suppress(AttributeError, TypeError):  # a type without attributes of its own
+                setattr(error, MARK, True)
 
     @staticmethod
     def _redact_exception(record):
         exc_type, exc, tb = record.exc_info
-        touched = [e for e in _exception_chain(exc) if addon_tables(_failed_query(e))]
+        touched = [e for e in _exception_chain(exc) if _touches_addon_tables(e)]
         if not touched:
             return
         text = "".join(traceback.format_exception(exc_type, exc, tb)).rstrip("\n")
         for error in touched:
-            message = str(error)
+            message = str(error).strip()  # psycopg2's ends with a newline the traceback may not
             if message:
                 text = text.replace(message, f"{first_line(error)} {REDACTED}")
         # Formatters print exc_text when set: the traceback is kept, the quoted row is not.
