@@ -54,7 +54,12 @@ def run_in_own_transaction(env, func, *args, **kwargs):
         try:
             with registry.cursor() as cr:
                 cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                return func(env(cr=cr), *args, **kwargs)
+                own_env = env(cr=cr)
+                result = func(own_env, *args, **kwargs)
+                # the commit flushes only environments still alive (a WeakSet): flush this one now,
+                # whatever func returned
+                own_env.flush_all()
+                return result
         except TransactionRollbackError as exc:
             if attempt == MAX_TRIES:
                 raise

@@ -1,0 +1,104 @@
+"""Writes made in a transaction of its own (models/transactions.py) reach the database on a real server.
+
+Odoo's commit flushes only the environments still alive; a callback whose last change is an ORM write
+and whose answer holds no record (a retry's attempt number, a notify's message) lost it before.
+"""
+
+import pytest
+import requests
+
+from tests.odoo.setup_scripts import SETUP
+from tests.support.odoo import OdooServer, free_port, json_lines, psql, require_odoo, throwaway_database
+
+pytestmark = [pytest.mark.odoo, pytest.mark.slow]
+
+SECRET = "w" * 32
+
+
+def test_the_last_orm_write_of_a_callback_is_committed():
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        setup = SETUP.format(
+            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", secret=SECRET, price=3, credits=30
+        )
+        api_key = json_lines(odoo.shell(db, setup))[-1]["api_key"]
+        with OdooServer(odoo, db) as server:
+            created = requests.post(
+                f"{server.url}/api/v1/generations",
+                json={"backend": "external", "model": "gpt-test", "prompt": "a poem"},
+                headers={"Authorization": f"Bearer {api_key}"},
+                timeout=60,
+            )
+            assert created.status_code == 202, created.text
+            rid = created.json()["request_id"]
+
+            def callback(kind, **payload):
+                response = requests.post(
+                    f"{server.url}/ai/generation/{kind}"
+                    if kind != "notify"
+                    else f"{server.url}/notify/generation-error",
+                    json={"generation_request_id": rid, **payload},
+                    headers={"Authorization": f"Bearer {SECRET}"},
+                    timeout=60,
+                )
+                assert response.status_code == 200, response.text
+
+            callback("progress", event_id="evt-progress-1", state="running", attempt=1)
+            callback(
+                "progress", event_id="evt-progress-2", state="running", attempt=2
+            )  # a retry: attempt only
+            assert psql(db, f"SELECT state, attempt FROM ai_generation_request WHERE uuid = '{rid}'") == [
+                ["running", "2"]
+            ]
+            callback(
+                "failure",
+                event_id="evt-failure-3",
+                error_type="provider_unavailable",
+                is_system_error=True,
+                is_user_error=False,
+                error_code="http_503",
+                detail="down",
+                backend="external",
+                attempt=2,
+                occurred_at="2026-12-01T10:00:00Z",
+            )
+            callback(
+                "notify",
+                user_message="AI processing failed. Please try again or adjust your parameters.",
+                retry_suggestion="Try again in five minutes.",
+            )
+        assert psql(db, f"SELECT retry_suggestion FROM ai_generation_request WHERE uuid = '{rid}'") == [
+            ["Try again in five minutes."]
+        ]
+
+
+WRITE_AND_FORGET = """
+import json
+from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
+from odoo.addons.ai_generation.pure.validation import GenerationInput
+user = env["res.users"].search([("login", "=", "ai_alice")])
+gen = GenerationInput("external", "gpt-test", "text", "a poem", {})
+_status, body, _ = env["ai.generation.request"]._api_create(user, gen)
+env.cr.commit()
+request_id = env["ai.generation.request"].search([("uuid", "=", body["request_id"])]).id
+
+
+def write_attempt(own_env):
+    own_env["ai.generation.request"].browse(request_id)._write_protected({"attempt": 7})
+    # returns nothing that refers to own_env: only the explicit flush keeps the write
+
+
+run_in_own_transaction(env, write_attempt)
+print(json.dumps({"uuid": body["request_id"]}))
+"""
+
+
+def test_a_func_that_returns_nothing_still_commits_its_orm_writes():
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        setup = SETUP.format(
+            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", secret=SECRET, price=3, credits=30
+        )
+        odoo.shell(db, setup)
+        rid = json_lines(odoo.shell(db, WRITE_AND_FORGET))[-1]["uuid"]
+        assert psql(db, f"SELECT attempt FROM ai_generation_request WHERE uuid = '{rid}'") == [["7"]]
