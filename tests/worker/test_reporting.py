@@ -1,7 +1,10 @@
 """Callbacks to Odoo: auth, keep-alive, retries while Odoo is away, settled vs rejected answers."""
 
+import contextlib
+import json
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -169,3 +172,68 @@ def test_a_replayed_outcome_still_delivers_its_notify(odoo):
     answers = rep.deliver([first, notify(request_id)])
     assert answers[0]["duplicate"] is True and answers[1]["duplicate"] is False
     assert len(odoo.state(request_id).notifications) == 1
+
+
+class _Answering(BaseHTTPRequestHandler):
+    """A loopback server: ``answer(handler)`` gives (status, headers, body); request lines are kept."""
+
+    answer = staticmethod(lambda _handler: (200, {}, b"{}"))
+    seen: list
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.seen.append(f"{self.command} {self.path}")
+        status, headers, body = self.answer(self)
+        self.send_response(status)
+        for name, value in {**headers, "Content-Length": str(len(body))}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _reply
+
+
+@contextlib.contextmanager
+def answering(answer):
+    handler = type("Handler", (_Answering,), {"answer": staticmethod(answer), "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirect_is_not_taken_for_an_answer_the_outcome_waits_instead():
+    # Odoo sends a browser to /web/login; followed, that page's 200 would pass for a delivered callback
+    def login_redirect(handler):
+        if handler.command == "POST":
+            return 302, {"Location": "/web/login"}, b""
+        return 200, {"Content-Type": "text/html"}, b"<html>login</html>"
+
+    with answering(login_redirect) as (url, seen):
+        rep = OdooReporter(ReporterConfig(url, SECRET, timeout=2, patience=0.3, backoff_initial=0.05))
+        with pytest.raises(OdooUnavailable, match="302"):
+            rep.post(progress(rid()))
+    assert seen and all(line.startswith("POST /ai/generation/progress") for line in seen)
+
+
+def test_the_environment_proxy_is_used_unless_no_proxy_names_odoo(monkeypatch):
+    answer = json.dumps({"status": "running", "duplicate": False}).encode()
+    with answering(lambda _h: (200, {"Content-Type": "application/json"}, answer)) as (proxy, seen):
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        odoo_url = "http://odoo.invalid:8069"  # only the proxy can reach it
+        assert OdooReporter(ReporterConfig(odoo_url, SECRET)).post(progress(rid()))["status"] == "running"
+        assert seen == [f"POST {odoo_url}{PROGRESS}"]  # a proxy gets the absolute URL
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        direct = OdooReporter(ReporterConfig(proxy, SECRET))  # the same server, now as "Odoo" itself
+        assert direct.post(progress(rid()))["status"] == "running"
+        assert seen[-1] == f"POST {PROGRESS}"
