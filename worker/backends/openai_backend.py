@@ -2,6 +2,11 @@
 
 The SDK's own retries are off (max_retries=0): the worker owns the one retry loop, with the taxonomy
 deciding what is retryable. SDK exceptions propagate unchanged; worker.classification maps them.
+
+Chat completions go through the client's documented ``post`` with the SDK's ChatCompletion as the answer
+type, rather than ``chat.completions.create``: same request, headers, timeout, errors and typed answer,
+without create()'s per-call pass over its TypedDict parameter types to transform a body that needs none
+(ours is built from plain strings and numbers). That pass was a third of the SDK's CPU time per job.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from worker.backends.base import BackendFailure, GenerationOutput
 from worker.classification import Signal
@@ -78,8 +84,11 @@ class OpenAIBackend:
         extra: dict[str, Any] = {k: params[k] for k in _TEXT_PARAMS if params.get(k) is not None}
         if params.get("max_tokens") is not None:
             extra[self.config.max_tokens_param] = params["max_tokens"]
-        completion = self.client.chat.completions.create(
-            model=job.model, messages=messages, timeout=self._timeout(budget), **extra
+        completion = self.client.post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            body={"model": job.model, "messages": messages, **extra},
+            options={"timeout": self._timeout(budget)},
         )
         if not completion.choices:
             raise BackendFailure(Signal(kind="other", message="the provider answered without choices"))
