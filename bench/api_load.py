@@ -19,8 +19,10 @@ key per connection). First the client's own ceiling against a trivial nginx; the
    the jobs are created beforehand and put on the queue in one go once the workers consume; jobs per
    second until the last outcome callback, two workers as a ratio to one.
 
-Each mode ends with the serialization failures and ERROR lines Odoo logged while it ran (the whole log of
-that server, start-up included). Usage: python bench/api_load.py [--quick] [--modes threaded,prefork]
+Odoo serves a copy of the addon taken when the bench starts (``code_commit`` and how many files differed
+from it): every phase and mode measure the same code. Each mode ends with the serialization failures and
+ERROR lines Odoo logged while it ran (the whole log of that server, start-up included).
+Usage: python bench/api_load.py [--quick] [--modes threaded,prefork] [--log-dir DIR]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import math
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -208,6 +211,19 @@ class Bench:
         emit(f"{mode}_scaling_two_to_one_workers", ratio(rates[2], rates[1]))
 
 
+def code_version() -> tuple[str, int]:
+    """The commit the measured addon was copied from, and how many of its files differed from it."""
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    status = subprocess.run(
+        [*git, "status", "--porcelain", "--", "addons", "schemas"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return head.stdout.strip() or "unknown", len(status.stdout.splitlines())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s phases, tiny batches: checks it runs")
@@ -225,6 +241,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     secret = secrets.token_urlsafe(32)
+    with tempfile.TemporaryDirectory(prefix="aigen-bench-addons-") as addons_copy:
+        odoo = api_stack.snapshot_addons(odoo, Path(addons_copy))
+        commit, changed = code_version()
+        emit("code_commit", commit)
+        emit("code_uncommitted_files", changed)
+        bench = run(odoo, modes, settings, secret, args.log_dir)
+    emit("serialization_failures_total", bench.totals["serialization_failures"])
+    emit("error_lines_total", bench.totals["error_lines"])
+    emit("bench_seconds", time.monotonic() - started)
+    return 0
+
+
+def run(odoo, modes: list[str], settings: Settings, secret: str, log_dir: Path | None) -> Bench:
     with (
         throwaway_vhost("aigen-bench") as vhost,
         FakeOpenAI() as instant_ai,
@@ -233,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="aigen-bench-") as tmp,
     ):
         keys = api_stack.prepare_database(odoo, db, vhost.url, secret, USERS)
-        if args.log_dir:
-            args.log_dir.mkdir(parents=True, exist_ok=True)
-        bench = Bench(odoo, db, vhost, keys, secret, settings, (instant_ai, slow_ai), args.log_dir)
+        if log_dir:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        bench = Bench(odoo, db, vhost, keys, secret, settings, (instant_ai, slow_ai), log_dir)
         shim = Path(tmp)
         shimmed = api_stack.gevent_metadata_shim(odoo, shim) if "prefork" in modes else []
         if shimmed:
@@ -247,10 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench.run_mode(mode, ceiling)
         finally:
             bench.queue.close()
-    emit("serialization_failures_total", bench.totals["serialization_failures"])
-    emit("error_lines_total", bench.totals["error_lines"])
-    emit("bench_seconds", time.monotonic() - started)
-    return 0
+    return bench
 
 
 if __name__ == "__main__":
