@@ -161,6 +161,37 @@ def test_odd_request_ids_are_a_json_404(stack):
         assert_json_error(response, 404)
 
 
+def test_hostile_callback_body_is_a_400_and_changes_nothing(stack):
+    # Only a worker reaches the callbacks, but a NUL, a surrogate or deep nesting there was a 500 too.
+    created = requests.post(
+        f"{stack.odoo.url}/api/v1/generations",
+        data=(GOOD % "{}").encode(),
+        headers={**stack.auth(), "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert created.status_code == 202, created.text
+    request_id = created.json()["request_id"]
+    result = '{"generation_request_id":"%s","event_id":"evt-hostile-1",%s}'
+    worker = {"Authorization": f"Bearer {stack.worker_key}", "Content-Type": "application/json"}
+    for body, field in [
+        (result % (request_id, '"output":"a\\u0000b"'), "output"),
+        (result % (request_id, '"output":"\\ud800"'), "output"),
+        (result % (request_id, '"output":"x","usage":' + "[" * 3000 + "]" * 3000), "body"),
+        (
+            result % (request_id, '"output":"x","usage":{"total_tokens":' + "9" * 30 + "}"),
+            "usage.total_tokens",
+        ),
+    ]:
+        response = requests.post(
+            f"{stack.odoo.url}/ai/generation/result", data=body_bytes(body), headers=worker, timeout=60
+        )
+        assert_json_error(response, 400, field)
+    answer = requests.get(
+        f"{stack.odoo.url}/api/v1/generations/{request_id}", headers=stack.auth(), timeout=60
+    )
+    assert answer.json()["status"] == "queued"
+
+
 def test_odoo_logged_no_traceback(stack):
     """Run last in this file (pytest keeps file order): the inputs above left no traceback behind."""
     log = stack.odoo.log()

@@ -5,7 +5,6 @@ A worker proves itself with the shared secret (``Authorization: Bearer <secret>`
 constant time) or, alternatively, with an API key or session of a user in the worker group.
 """
 
-import json
 import logging
 import re
 
@@ -15,7 +14,7 @@ from odoo.http import request
 from ..models.json_http import error_response, json_response
 from ..models.res_config_settings import SECRET_PARAM
 from ..models.transactions import call_in_own_transaction
-from ..pure import contracts, worker_secret
+from ..pure import contracts, validation, worker_secret
 from ..pure.errors import ApiError, Unauthorized, ValidationFailed
 
 _logger = logging.getLogger(__name__)
@@ -56,10 +55,10 @@ def _authenticated_worker(env, httprequest):
 
 
 def _payload(httprequest, kind):
-    try:
-        payload = json.loads(httprequest.get_data() or b"")
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed("The body must be a JSON object.", {"body": "Invalid JSON."}) from None
+    try:  # strict JSON, as on the public API: a NUL, a lone surrogate or deep nesting was a 500
+        payload = validation.parse_json_object(httprequest.get_data())
+    except validation.InvalidRequest as exc:
+        raise ValidationFailed(str(exc), exc.fields) from None
     errors = {}
     for error in contracts.validator(SCHEMAS[kind]).iter_errors(payload):
         where = ".".join(str(p) for p in error.absolute_path) or "body"
