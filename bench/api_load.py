@@ -77,6 +77,23 @@ def ratio(value: float, base: float) -> float:
     return value / base if base else float("nan")
 
 
+class CpuMeter:
+    """CPU used by process trees (and this process: the fake AIs, wrk's parent) from now on, in cores."""
+
+    def __init__(self, roots: dict[str, int], bench: bool = False):
+        self.roots, self.bench = roots, bench
+        self.started = time.monotonic()
+        self.before = {name: api_stack.tree_cpu_seconds(pid) for name, pid in roots.items()}
+        self.own_before = time.process_time()
+
+    def cores(self) -> dict[str, float]:
+        wall = time.monotonic() - self.started
+        used = {name: api_stack.tree_cpu_seconds(pid) - self.before[name] for name, pid in self.roots.items()}
+        if self.bench:
+            used["bench"] = time.process_time() - self.own_before
+        return {name: seconds / wall for name, seconds in used.items()}
+
+
 class Bench:
     def __init__(self, odoo, db, vhost, keys, secret, settings: Settings, ais, log_dir: Path | None = None):
         self.odoo, self.db, self.vhost, self.keys, self.secret = odoo, db, vhost, keys, secret
@@ -124,32 +141,44 @@ class Bench:
         self.queue.purge()
 
     def _phases(self, mode: str, server) -> float:
-        phase = self.settings.phase
-        health = run_wrk(f"{server.url}/web/health", phase, CONNECTIONS)
-        emit(f"{mode}_health_rps", health.rps)
-        emit(f"{mode}_health_client_cores", health.client_cores)
-        fastest = health.rps
+        """health (half before the POST phases, half after: the cores' other users come and go), the
+        two POST phases, then end to end; returns the fastest rate wrk saw."""
+        phase, health_url = self.settings.phase, f"{server.url}/web/health"
+        health_before = run_wrk(health_url, phase / 2, CONNECTIONS)
+        posts = {}
         for name, keys in (("post_16_users", self.keys[:USERS]), ("post_hot_user", self.keys[:1])):
             window = LogWindow(server.log_path).open()
-            run = run_wrk(f"{server.url}{CREATE}", phase, CONNECTIONS, keys)
+            cpu = CpuMeter({"odoo": server.process.pid})
+            posts[name] = run_wrk(f"{server.url}{CREATE}", phase, CONNECTIONS, keys), cpu.cores(), window
             api_stack.settle(self.db)
             window.close()
             self.queue.purge()
+        health_after = run_wrk(health_url, phase / 2, CONNECTIONS)
+        requests = health_before.requests + health_after.requests
+        seconds = health_before.values["wrk_duration_s"] + health_after.values["wrk_duration_s"]
+        health_rps = requests / seconds
+        emit(f"{mode}_health_rps", health_rps)
+        emit(f"{mode}_health_after_to_before", ratio(health_after.rps, health_before.rps))
+        emit(f"{mode}_health_client_cores", max(health_before.client_cores, health_after.client_cores))
+        for name, (run, cores, window) in posts.items():
             server_ms = [1000 * r.server_seconds for r in window.requests("POST", CREATE) if r.status == 202]
             emit(f"{mode}_{name}_rps", run.rps)
-            emit(f"{mode}_{name}_ratio_to_health", ratio(run.rps, health.rps))
+            emit(f"{mode}_{name}_ratio_to_health", ratio(run.rps, health_rps))
             emit(f"{mode}_{name}_non_202", run.requests - run.status_count(202))
             emit(f"{mode}_{name}_server_p50_ms", percentile(server_ms, 50))
             emit(f"{mode}_{name}_server_p99_ms", percentile(server_ms, 99))
             emit(f"{mode}_{name}_client_p50_ms", run.values.get("wrk_latency_p50_ms", float("nan")))
             emit(f"{mode}_{name}_client_p99_ms", run.values.get("wrk_latency_p99_ms", float("nan")))
             emit(f"{mode}_{name}_client_cores", run.client_cores)
-            fastest = max(fastest, run.rps)
-        self._end_to_end(mode, server, health.rps)
-        return fastest
+            emit(f"{mode}_{name}_odoo_cores", cores["odoo"])
+        self._end_to_end(mode, server, health_rps)
+        return max([health_before.rps, health_after.rps] + [run.rps for run, _c, _w in posts.values()])
 
     def _worker(self, server, ai: FakeOpenAI, name: str, **extra: str) -> api_stack.Worker:
-        return api_stack.Worker(self.vhost.url, server.url, self.secret, ai.base_url, name, **extra).start()
+        worker = api_stack.Worker(
+            self.vhost.url, server.url, self.secret, ai.base_url, name, self.log_dir, **extra
+        )
+        return worker.start()
 
     def _end_to_end(self, mode: str, server, health_rps: float) -> None:
         worker = self._worker(server, self.instant_ai, f"{mode}-e2e")
@@ -158,9 +187,11 @@ class Bench:
             self.queue.wait_consumers(1)
             after = api_stack.max_request_id(self.db)
             window = LogWindow(server.log_path).open()
+            cpu = CpuMeter({"odoo": server.process.pid, "worker": worker.process.pid}, bench=True)
             started = time.time()
             run = run_wrk(f"{server.url}{CREATE}", self.settings.phase, CONNECTIONS, self.keys[:USERS])
             created, finished = api_stack.wait_terminal(self.db, after, None, self.settings.drain)
+            cores = cpu.cores()
             window.close()
         finally:
             worker.stop()
@@ -171,6 +202,9 @@ class Bench:
         emit(f"{mode}_e2e_jobs_unfinished", created - finished)
         emit(f"{mode}_e2e_jobs_per_s", jobs_per_s)
         emit(f"{mode}_e2e_ratio_to_health", ratio(jobs_per_s, health_rps))
+        emit(f"{mode}_e2e_callback_errors", sum(1 for r in window.requests("POST") if r.status >= 500))
+        for name, value in cores.items():
+            emit(f"{mode}_e2e_{name}_cores", value)
 
     def _scaling(self, mode: str, server) -> None:
         """The jobs are created first and held back by the bench, then put on the queue at once when

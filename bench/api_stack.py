@@ -150,6 +150,25 @@ def start_odoo(odoo: OdooInstallation, db: str, mode: str, python_path: Path | N
             os.environ["PYTHONPATH"] = saved
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and its live descendants."""
+    parents, cpu = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        cpu[pid] = int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])  # self + reaped
+    tree, grew = {root}, True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(cpu.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 def max_request_id(db: str) -> int:
     return int(psql(db, "SELECT COALESCE(max(id), 0) FROM ai_generation_request")[0][0])
 
@@ -265,7 +284,16 @@ class Queue:
 class Worker:
     """One ``aigen-worker`` process, configured as tests/e2e/stack.py does, calling Odoo directly."""
 
-    def __init__(self, amqp_url: str, odoo_url: str, secret: str, ai_url: str, name: str, **extra: str):
+    def __init__(
+        self,
+        amqp_url: str,
+        odoo_url: str,
+        secret: str,
+        ai_url: str,
+        name: str,
+        log_dir: Path | None = None,
+        **extra: str,
+    ):
         self.metrics_port = free_port()
         self.env = {
             **os.environ,
@@ -286,7 +314,11 @@ class Worker:
             "AIGEN_CONNECTION_NAME": f"aigen-bench-{name}",
             **extra,
         }
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed in stop)
+        # closed in stop; kept in log_dir when there is one
+        if log_dir:
+            self.log = open(log_dir / f"worker-{name}.log", "w+")  # noqa: SIM115
+        else:
+            self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:
