@@ -23,6 +23,8 @@ SCHEMA_FILES = (  # JSON Schemas; the other .json files are contract data
     "api_generation.json",
     "api_generation_list.json",
     "api_credits.json",
+    "api_models.json",
+    "bus_update.json",
 )
 
 

@@ -188,6 +188,20 @@ class Stack:
             )
         self.log(f"odoo database {self.db} ready in {time.monotonic() - started:.1f} s")
 
+    def shell(self, code: str, done_marker: str) -> str:
+        """Run ``code`` in ``odoo shell`` on the stack's database (the code commits and prints
+        ``done_marker`` when it worked); its stdout."""
+        shell = subprocess.run(
+            self.home.cmd("shell", "-c", str(self.conf), "-d", self.db, "--no-http"),
+            input=code,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done_marker not in shell.stdout:
+            raise RuntimeError(f"odoo shell failed:\n{shell.stdout[-3000:]}{shell.stderr[-3000:]}")
+        return shell.stdout
+
     def start_odoo(self) -> None:
         proc = self._spawn("odoo", self.home.cmd("-c", str(self.conf), "-d", self.db))
         wait_http(f"http://127.0.0.1:{self.odoo_port}/web/health", 120, ok=lambda s: s == 200, proc=proc)

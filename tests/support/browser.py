@@ -81,7 +81,8 @@ def browser_page(browser, base_url: str | None = None, **context_options) -> Ite
     ``page.errors`` holds uncaught JavaScript exceptions, ``console.error`` lines and HTTP answers of
     500 or more, so a test can assert the screen it looked at also worked underneath.
     """
-    context = browser.new_context(base_url=base_url, viewport=VIEWPORT, locale="en-US", **context_options)
+    context_options.setdefault("viewport", VIEWPORT)  # e.g. a phone's, for a mobile layout
+    context = browser.new_context(base_url=base_url, locale="en-US", **context_options)
     context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     page = context.new_page()
     errors: list[str] = []

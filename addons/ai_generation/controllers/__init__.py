@@ -1,1 +1,1 @@
-from . import api, callbacks
+from . import api, api_fallback, app, callbacks, catalogue

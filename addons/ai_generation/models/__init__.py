@@ -10,5 +10,6 @@ from . import (
     ir_http,
     res_company,
     res_config_settings,
+    res_config_settings_cors,
     res_users,
 )

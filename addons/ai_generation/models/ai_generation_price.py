@@ -1,7 +1,10 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 from odoo import api, fields, models
 
+from ..pure.errors import ValidationFailed
+
 BACKENDS = [("external", "External (OpenAI-compatible API)"), ("internal", "Internal (Kubernetes Job)")]
+TASKS = [("text", "Text"), ("image", "Image")]
 
 
 class AiGenerationPrice(models.Model):
@@ -14,6 +17,9 @@ class AiGenerationPrice(models.Model):
 
     backend = fields.Selection(BACKENDS, required=True)
     model_name = fields.Char("Model", required=True, help="The model name clients send, e.g. gpt-4o-mini.")
+    task = fields.Selection(
+        TASKS, help="The one task the model is offered for; empty: offered for text and image requests."
+    )
     credits = fields.Integer(required=True, default=1, help="Per request; image requests pay it per image.")
     active = fields.Boolean(default=True)
 
@@ -23,7 +29,37 @@ class AiGenerationPrice(models.Model):
     ]
 
     @api.model
-    def _unit_price(self, backend, model_name):
-        """The price in credits, or None when the model is not offered on that backend."""
+    def _unit_price(self, backend, model_name, task=None):
+        """The price in credits, or None when the model is not offered on that backend.
+
+        A model offered for one task only refuses the other (a 400 on the ``task`` field)."""
         price = self.sudo().search([("backend", "=", backend), ("model_name", "=", model_name)], limit=1)
-        return price.credits if price else None
+        if not price:
+            return None
+        if task and price.task and price.task != task:
+            raise ValidationFailed(
+                "The request has invalid fields: task",
+                fields={"task": f"The model '{model_name}' is offered for {price.task} requests only."},
+            )
+        return price.credits
+
+    @api.model
+    def _catalogue(self):
+        """What GET /api/v1/models lists: one entry per (backend, model, task) offered; per backend
+        text before image, cheapest first. ``price_per`` says what the price counts: a request or an image.
+        """
+        entries = []
+        for price in self.sudo().search([]):
+            for task in [price.task] if price.task else [code for code, _label in TASKS]:
+                entries.append(
+                    {
+                        "backend": price.backend,
+                        "model": price.model_name,
+                        "task": task,
+                        "price": price.credits,
+                        "price_per": "image" if task == "image" else "request",
+                    }
+                )
+        order = [code for code, _label in TASKS]  # text first: what most clients ask for
+        entries.sort(key=lambda e: (e["backend"], order.index(e["task"]), e["price"], e["model"]))
+        return entries

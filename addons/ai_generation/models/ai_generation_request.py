@@ -8,6 +8,7 @@ the private sentinel below is in the context, which no RPC caller can send (a co
 Money moves only through the account's own operations, which the state methods ask for.
 """
 
+import json
 import logging
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -37,6 +38,17 @@ from .transactions import call_in_own_transaction
 _logger = logging.getLogger(__name__)
 
 BUS_TYPE = "ai_generation/update"
+# the bus message's event for each state: what changed for the owner (schemas/bus_update.json)
+BUS_EVENTS = {
+    states.QUEUED: "accepted",
+    states.DISPATCHED: "accepted",
+    states.RUNNING: "running",
+    states.SUCCEEDED: "succeeded",
+    states.FAILED: "failed",
+    states.CANCELLED: "cancelled",
+}
+BUS_RESULT_LIMIT = 8192  # bytes of JSON: a larger result is read with GET status_url
+PROMPT_PREVIEW_CHARS = 80
 # the post-commit list of request ids to publish (the demo data takes its requests off it)
 DISPATCH_KEY = "ai_generation.dispatch_ids"
 DISPATCH_FIELDS = ["dispatch_state", "dispatched_at", "dispatch_error", "dispatch_attempts", "state"]
@@ -60,6 +72,16 @@ STATE_MESSAGES = {
 USER_LOCK_KEY = 0x41494745
 _WRITE_KEY = "ai_generation_request_write"
 _WRITE_SENTINEL = object()  # only this module's code holds it: no RPC context can carry it
+
+
+def _preview(prompt):
+    """The start of a prompt, for a list row in a client that did not send it (another tab)."""
+    text = " ".join((prompt or "").split())
+    return text if len(text) <= PROMPT_PREVIEW_CHARS else text[: PROMPT_PREVIEW_CHARS - 1] + "…"
+
+
+def _json_size(value):
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 class AiGenerationRequest(models.Model):
@@ -188,7 +210,7 @@ class AiGenerationRequest(models.Model):
         user's creates, so the idempotency lookup, the rate limit and the credit check are exact; run it
         in a READ COMMITTED transaction (run_in_own_transaction) so waiting for it costs no replay.
         """
-        unit = self.env["ai.generation.price"]._unit_price(gen.backend, gen.model)
+        unit = self.env["ai.generation.price"]._unit_price(gen.backend, gen.model, gen.task)
         if unit is None:
             raise ValidationFailed(
                 "The request has invalid fields: model",
@@ -236,6 +258,7 @@ class AiGenerationRequest(models.Model):
         if price:
             account._hold(request, price)
         request._schedule_dispatch()
+        request._notify_owner()  # accepted: every tab of the owner learns of it
         body = request._api_accepted_body()
         if idempotency_key:
             Idempotency.create(
@@ -328,25 +351,34 @@ class AiGenerationRequest(models.Model):
         }
 
     def _bus_payload(self):
+        """What the owner's clients render without a second call (schemas/bus_update.json).
+
+        Shares its fields with ``_api_body``; adds the event, the owner's credits after the change and
+        the result itself when it is small (BUS_RESULT_LIMIT), otherwise ``result_included`` is false
+        and the client reads it with GET ``status_url``.
+        """
         self.ensure_one()
-        return {
-            "request_id": self.uuid,
-            "status": self.state,
-            "message": self.user_message or STATE_MESSAGES.get(self.state, ""),
-            "retry_suggestion": self.retry_suggestion or None,
-            "specific_guidance": self.specific_guidance or None,
-            "charge_note": self.charge_note or None,
-            "error_type": self.error_type or None,
-            "is_system_error": self.error_side == "system",
-            "is_user_error": self.error_side == "user",
-            "warning": self.is_warning,
-            "credits_reserved": self.price,
-            "credits_charged": self.credits_charged,
-            "result_available": self.state == states.SUCCEEDED,
-        }
+        body = self._api_body()
+        result = body.pop("result")
+        for private in ("prompt", "params", "attempt", "deadline"):
+            body.pop(private)
+        body["prompt_preview"] = _preview(self.prompt)
+        account = self.env["ai.credit.account"].sudo()._find_for_user(self.user_id)
+        included = result is not None and _json_size(result) <= BUS_RESULT_LIMIT
+        body.update(
+            event=BUS_EVENTS[self.state],
+            credits_available=(account.balance - account.held) if account else 0,
+            result_available=result is not None,
+            result_included=included,
+            result=result if included else None,
+        )
+        return body
 
     def _notify_owner(self):
-        """Tell the owner on the bus (type ai_generation/update); the same text stays on the request."""
+        """Tell the owner on the bus (type ai_generation/update); the same text stays on the request.
+
+        Called once per change the owner cares about (accepted, running, succeeded, failed, cancelled);
+        a later /notify that changes the failure's wording sends a replacement for the same status."""
         for request in self:
             request.user_id._bus_send(BUS_TYPE, request._bus_payload())
 
@@ -648,6 +680,9 @@ class AiGenerationRequest(models.Model):
         return True
 
     def _on_notify(self, payload):
+        """The worker's wording of a failure. The owner was told with the failure itself: only wording
+        that changes what they read is stored and sent again (as a replacement, same status), so one
+        failure is one message on the bus. Returns whether anything changed."""
         if self.state != states.FAILED:
             raise IllegalTransitionError(
                 f"Only a failed request can carry an error message; request {self.uuid} is {self.state}."
@@ -657,7 +692,10 @@ class AiGenerationRequest(models.Model):
             vals.update(retry_suggestion=payload["retry_suggestion"], specific_guidance=False)
         if payload.get("specific_guidance"):
             vals.update(specific_guidance=payload["specific_guidance"], retry_suggestion=False)
-        self._write_protected(vals)
+        changed = {name: value for name, value in vals.items() if (self[name] or False) != (value or False)}
+        if not changed:
+            return False
+        self._write_protected(changed)
         self._notify_owner()
         return True
 

@@ -2,16 +2,65 @@
 import werkzeug.exceptions
 from odoo import models
 from odoo.exceptions import AccessDenied
-from odoo.http import SessionExpiredException, request
+from odoo.http import Response, SessionExpiredException, request
 
-from ..pure.errors import Unauthorized
+from ..pure import cors
+from ..pure.errors import ApiError, Unauthorized
 from .json_http import json_response
+from .res_config_settings import get_setting
+
+API_PREFIX = "/api/v1/"
+
+
+def is_api_path(path):
+    return path == API_PREFIX.rstrip("/") or path.startswith(API_PREFIX)
+
+
+def _allowed_origin():
+    """The request's Origin when an administrator allowed it (settings: Allowed origins), else None."""
+    origin = request.httprequest.headers.get("Origin")
+    if not origin:
+        return None
+    allowed = cors.allowed_origins(get_setting(request.env, "ai_generation.cors_origins"))
+    return origin if cors.is_allowed(origin, allowed) else None
+
+
+def add_cors_headers(response):
+    """CORS headers on an API answer to an allowed origin; nothing for any other origin."""
+    origin = _allowed_origin()
+    if origin:
+        for name, value in cors.response_headers(origin).items():
+            response.headers[name] = value
+    return response
+
+
+def preflight_response():
+    """The answer to OPTIONS on /api/v1/*, before any authentication (a browser sends no credentials
+    with a preflight): the CORS headers for an allowed origin, a JSON 403 for any other origin."""
+    origin = request.httprequest.headers.get("Origin")
+    if not origin:  # not a browser's preflight: what the path accepts
+        response = Response(status=204)
+        response.headers["Allow"] = cors.ALLOW_METHODS
+        return response
+    allowed = _allowed_origin()
+    if not allowed:
+        error = ApiError(
+            f"The origin {origin} may not call this API from a browser; an administrator lists the origins"
+            " allowed (AI Generation settings: Allowed origins).",
+            status=403,
+            code="origin_not_allowed",
+        )
+        return json_response(error.body(), 403)
+    response = Response(status=204)
+    for name, value in cors.preflight_headers(allowed).items():
+        response.headers[name] = value
+    return response
 
 
 def _unauthorized(message):
     response = json_response(Unauthorized(message).body(), 401)
     response.headers["WWW-Authenticate"] = 'Bearer realm="ai_generation"'
-    return werkzeug.exceptions.Unauthorized(response=response)
+    return werkzeug.exceptions.Unauthorized(response=add_cors_headers(response))
 
 
 class IrHttp(models.AbstractModel):
@@ -24,8 +73,11 @@ class IrHttp(models.AbstractModel):
 
         Odoo's own bearer method accepts a session only for top-level browser navigations (Sec-Fetch
         headers), which a fetch() never is; CSRF on the session path is prevented instead by requiring
-        ``Content-Type: application/json`` on writes (a cross-site form cannot send it without CORS).
+        ``Content-Type: application/json`` on writes (a cross-site form cannot send it without CORS,
+        and the CORS answers never allow credentials). A CORS preflight is answered here, unauthenticated.
         """
+        if request.httprequest.method == "OPTIONS":
+            raise werkzeug.exceptions.HTTPException(response=preflight_response())
         if request.httprequest.headers.get("Authorization"):
             try:
                 cls._auth_method_bearer()
@@ -36,3 +88,9 @@ class IrHttp(models.AbstractModel):
             cls._auth_method_user()
         except SessionExpiredException:
             raise _unauthorized("Log in, or send an Odoo API key as 'Authorization: Bearer <key>'.") from None
+
+    @classmethod
+    def _post_dispatch(cls, response):
+        super()._post_dispatch(response)
+        if is_api_path(request.httprequest.path):
+            add_cors_headers(response)

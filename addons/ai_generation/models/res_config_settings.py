@@ -17,6 +17,7 @@ PARAM_DEFAULTS = {
     "ai_generation.alert_window_minutes": 10,
     "ai_generation.alert_rate_threshold": 5,
     "ai_generation.alert_consecutive_threshold": 5,
+    "ai_generation.cors_origins": "",  # origins whose pages may call /api/v1/* (res_config_settings_cors.py)
 }
 SECRET_PARAM = "ai_generation.worker_secret"  # noqa: S105 (the parameter name, not a secret)
 

@@ -1,0 +1,420 @@
+// License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+// The reference PWA: sign in with the Odoo session, see credits and prices, ask for a generation and
+// follow every request live (the Odoo bus through the client's watch(), polling when there is no bus).
+import { AiGenerationClient, ApiError, isTerminal } from "./client.js";
+
+const APP = "/ai_generation/app";
+const STATUS_LABELS = {
+    queued: "Queued",
+    dispatched: "Queued",
+    running: "Running",
+    succeeded: "Succeeded",
+    failed: "Failed",
+    cancelled: "Cancelled",
+};
+const $ = (id) => document.getElementById(id);
+const app = { config: null, client: null, models: [], items: new Map(), watches: new Map(), unsubscribe: [] };
+
+// ---------------------------------------------------------------------------------------- start
+registerServiceWorker();
+document.addEventListener("DOMContentLoaded", start);
+
+async function start() {
+    bindForms();
+    app.config = await loadConfig();
+    if (!app.config) {
+        showOffline();
+        return;
+    }
+    $("db-field").hidden = Boolean(app.config.db);
+    if (app.config.user) {
+        await enter();
+    } else {
+        showSignIn();
+    }
+}
+
+function registerServiceWorker() {
+    if ("serviceWorker" in navigator) {
+        navigator.serviceWorker.register(`${APP}/sw.js`, { scope: APP }).catch(() => {
+            // no offline shell (e.g. a non-secure origin): the app works the same online
+        });
+    }
+}
+
+async function loadConfig() {
+    try {
+        const response = await fetch(`${APP}/config.json`, { credentials: "same-origin", cache: "no-store" });
+        return response.ok ? await response.json() : null;
+    } catch {
+        return null;
+    }
+}
+
+function showOffline() {
+    setConnection("The server cannot be reached right now. The app will work again once you are back online.");
+    document.body.dataset.offline = "true";
+    $("sign-in-section").hidden = true;
+}
+
+function setConnection(text) {
+    $("connection").textContent = text;
+}
+
+// ---------------------------------------------------------------------------------------- sign in/out
+function showSignIn() {
+    $("account").hidden = true;
+    $("generate-section").hidden = true;
+    $("history-section").hidden = true;
+    $("sign-in-section").hidden = false;
+    $("sign-in-error").textContent = "";
+    (app.config?.db ? $("login") : $("db")).focus();
+}
+
+async function signIn(event) {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const login = $("login").value.trim();
+    const password = $("password").value;
+    const db = app.config?.db || $("db").value.trim();
+    if (!login || !password || !db) {
+        $("sign-in-error").textContent = db ? "Enter your login and password." : "Enter the database, your login and password.";
+        return;
+    }
+    form.querySelector("button[type=submit]").disabled = true;
+    try {
+        const response = await fetch("/web/session/authenticate", {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ jsonrpc: "2.0", method: "call", params: { db, login, password } }),
+        });
+        if (response.status === 429) {
+            throw new Error("Too many sign-in attempts. Wait a minute and try again.");
+        }
+        const answer = await response.json();
+        if (answer.error || !answer.result?.uid) {
+            throw new Error("Wrong login or password.");
+        }
+        $("password").value = "";
+        app.config = (await loadConfig()) || app.config;
+        await enter();
+    } catch (error) {
+        $("sign-in-error").textContent = error instanceof TypeError ? "The server cannot be reached." : error.message;
+        $("password").focus();
+    } finally {
+        form.querySelector("button[type=submit]").disabled = false;
+    }
+}
+
+async function signOut() {
+    try {
+        await fetch("/web/session/destroy", {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ jsonrpc: "2.0", method: "call", params: {} }),
+        });
+    } finally {
+        leave();
+        app.config = (await loadConfig()) || app.config;
+        showSignIn();
+    }
+}
+
+// ---------------------------------------------------------------------------------------- signed in
+async function enter() {
+    leave();
+    app.client = new AiGenerationClient({ websocketVersion: app.config.websocket_version });
+    app.unsubscribe.push(app.client.subscribe(onBusUpdate));
+    app.unsubscribe.push(app.client.bus.onState(showBusState));
+    $("sign-in-section").hidden = true;
+    $("account").hidden = false;
+    $("generate-section").hidden = false;
+    $("history-section").hidden = false;
+    try {
+        await Promise.all([refreshCredits(), loadModels(), loadHistory()]);
+    } catch (error) {
+        if (error instanceof ApiError && error.status === 401) {
+            leave();
+            showSignIn();
+            return;
+        }
+        if (error instanceof ApiError && (error.isNetworkError || error.status >= 502)) {
+            showOffline(); // the shell came from the service worker's cache
+            return;
+        }
+        reportApiError(error, $("generate-error"));
+    }
+    document.body.dataset.ready = "true";
+    $("prompt").focus();
+}
+
+function leave() {
+    for (const watch of app.watches.values()) {
+        watch.stop();
+    }
+    app.watches.clear();
+    for (const unsubscribe of app.unsubscribe.splice(0)) {
+        unsubscribe();
+    }
+    app.client?.close();
+    app.client = null;
+    app.items.clear();
+    $("history").replaceChildren();
+    delete document.body.dataset.ready;
+}
+
+function showBusState(state) {
+    document.body.dataset.bus = state;
+    const texts = {
+        reconnecting: "Live updates paused: reconnecting… Your requests are checked every few seconds meanwhile.",
+        unavailable: "Live updates are unavailable: your requests are checked every few seconds.",
+    };
+    setConnection(texts[state] || "");
+}
+
+async function refreshCredits() {
+    const credits = await app.client.credits();
+    showCredits(credits.available);
+}
+
+function showCredits(available) {
+    $("credits-available").textContent = String(available);
+    app.available = available;
+    showPrice();
+}
+
+async function loadModels() {
+    const catalogue = await app.client.models();
+    app.models = catalogue.models;
+    const select = $("model");
+    select.replaceChildren(
+        ...app.models.map((entry, index) => {
+            const option = document.createElement("option");
+            option.value = String(index);
+            const unit = entry.price_per === "image" ? "per image" : "per request";
+            option.textContent = `${entry.model} · ${entry.task} · ${entry.price} ${plural(entry.price, "credit")} ${unit}`;
+            return option;
+        })
+    );
+    showCredits(catalogue.credits.available);
+}
+
+function showPrice() {
+    const entry = app.models[Number($("model").value)];
+    if (!entry) {
+        $("model-price").textContent = app.models.length ? "" : "No model is offered yet.";
+        return;
+    }
+    const unit = entry.price_per === "image" ? "per image" : "per request";
+    const enough = (app.available ?? 0) >= entry.price;
+    $("model-price").textContent =
+        `${entry.backend === "internal" ? "Internal" : "External"} backend, ${entry.price} ${plural(entry.price, "credit")} ${unit}.` +
+        (enough ? "" : " You do not have enough credits for it.");
+}
+
+async function loadHistory() {
+    const listing = await app.client.list({ limit: 20 });
+    for (const item of [...listing.items].reverse()) {
+        upsert(item);
+        if (!isTerminal(item.status)) {
+            follow(item.request_id);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------- asking
+async function submitGeneration(event) {
+    event.preventDefault();
+    const entry = app.models[Number($("model").value)];
+    const prompt = $("prompt").value.trim();
+    $("generate-error").textContent = "";
+    if (!entry) {
+        $("generate-error").textContent = "Choose a model.";
+        $("model").focus();
+        return;
+    }
+    if (!prompt) {
+        $("generate-error").textContent = "Write a prompt first.";
+        $("prompt").focus();
+        return;
+    }
+    const button = $("generate");
+    button.disabled = true;
+    try {
+        await ask({ backend: entry.backend, model: entry.model, task: entry.task, prompt, params: {} });
+        $("prompt").value = "";
+    } catch (error) {
+        reportApiError(error, $("generate-error"));
+    } finally {
+        button.disabled = false;
+        $("prompt").focus();
+    }
+}
+
+async function ask(generation) {
+    const accepted = await app.client.create(generation);
+    upsert({ ...accepted, ...generation, message: "Your request was accepted and is waiting for a worker." });
+    showCredits((app.available ?? 0) - accepted.credits_reserved);
+    follow(accepted.request_id);
+    return accepted;
+}
+
+async function retry(requestId, button) {
+    button.disabled = true;
+    try {
+        // the full prompt and params of the failed request (a list row may only hold a preview)
+        const original = await app.client.get(requestId);
+        const { backend, model, task, prompt, params } = original;
+        const accepted = await ask({ backend, model, task, prompt, params });
+        app.items.get(accepted.request_id)?.node.focus();
+    } catch (error) {
+        const node = app.items.get(requestId)?.node;
+        reportApiError(error, node?.querySelector(".advice"));
+    } finally {
+        button.disabled = false;
+    }
+}
+
+function follow(requestId) {
+    if (app.watches.has(requestId) || !app.client) {
+        return;
+    }
+    const watch = app.client.watch(requestId, (view) => {
+        upsert(view);
+        if (isTerminal(view.status) && typeof view.credits_available === "number") {
+            showCredits(view.credits_available);
+        } else if (isTerminal(view.status)) {
+            refreshCredits().catch(() => {});
+        }
+    });
+    app.watches.set(requestId, watch);
+    watch.done.catch(() => {}).finally(() => app.watches.delete(requestId));
+}
+
+function onBusUpdate(payload) {
+    upsert(payload);
+    if (typeof payload.credits_available === "number") {
+        showCredits(payload.credits_available);
+    }
+    // a request another tab or device created: follow it here too
+    if (!isTerminal(payload.status)) {
+        follow(payload.request_id);
+    }
+}
+
+function reportApiError(error, target) {
+    if (!target) {
+        return;
+    }
+    if (!(error instanceof ApiError)) {
+        target.textContent = "Something went wrong. Try again.";
+        return;
+    }
+    if (error.status === 401) {
+        leave();
+        showSignIn();
+        return;
+    }
+    if (error.isNetworkError || error.status === 502 || error.status === 503) {
+        target.textContent = "The server cannot be reached right now. Try again in a moment.";
+        return;
+    }
+    const fields = Object.values(error.fields || {}).join(" ");
+    target.textContent = fields && error.code === "validation_error" ? `${error.message}: ${fields}` : error.message;
+}
+
+// ---------------------------------------------------------------------------------------- rendering
+function upsert(view) {
+    if (!view?.request_id) {
+        return;
+    }
+    const known = app.items.get(view.request_id);
+    const merged = { ...(known?.view || {}), ...view };
+    let node = known?.node;
+    if (!node) {
+        node = $("request-template").content.firstElementChild.cloneNode(true);
+        node.querySelector(".retry").addEventListener("click", (event) => retry(merged.request_id, event.currentTarget));
+        $("history").prepend(node);
+    }
+    app.items.set(view.request_id, { view: merged, node });
+    render(node, merged);
+    $("history-empty").hidden = app.items.size > 0;
+}
+
+function render(node, view) {
+    node.dataset.requestId = view.request_id;
+    node.dataset.status = view.status;
+    const label = STATUS_LABELS[view.status] || view.status;
+    node.querySelector(".status").textContent = label;
+    node.querySelector(".model").textContent = [view.model, view.task].filter(Boolean).join(" · ");
+    const when = node.querySelector(".when");
+    if (view.created_at) {
+        when.dateTime = view.created_at;
+        when.textContent = new Date(view.created_at).toLocaleString();
+    }
+    node.querySelector(".prompt").textContent = view.prompt || view.prompt_preview || "";
+    node.querySelector(".message").textContent = view.message || "";
+    const advice = view.retry_suggestion || view.specific_guidance || "";
+    node.querySelector(".advice").textContent = advice;
+    node.querySelector(".charge").textContent = chargeText(view);
+    const output = view.result?.output;
+    const pre = node.querySelector(".result");
+    pre.hidden = !output;
+    pre.textContent = output || "";
+    const url = safeUrl(view.result?.output_url);
+    const link = node.querySelector(".result-link");
+    link.hidden = !url;
+    if (url) {
+        link.querySelector("a").href = url;
+    }
+    const retryable = view.status === "failed" && view.is_system_error;
+    const button = node.querySelector(".retry");
+    button.hidden = !retryable;
+    button.setAttribute("aria-label", `Retry: ${view.prompt || view.prompt_preview || "this request"}`);
+}
+
+function chargeText(view) {
+    const charged = view.credits_charged ?? 0;
+    if (view.status === "failed") {
+        const note = view.charge_note ? `${view.charge_note} ` : "";
+        return `${note}Credits charged: ${charged}.`;
+    }
+    if (view.status === "succeeded") {
+        return `Credits charged: ${charged}.`;
+    }
+    if (view.status === "cancelled") {
+        return "Credits charged: 0.";
+    }
+    return view.credits_reserved ? `${view.credits_reserved} ${plural(view.credits_reserved, "credit")} reserved.` : "";
+}
+
+function safeUrl(value) {
+    if (!value) {
+        return null;
+    }
+    try {
+        const url = new URL(value, location.href);
+        return ["http:", "https:"].includes(url.protocol) ? url.href : null;
+    } catch {
+        return null;
+    }
+}
+
+function plural(count, word) {
+    return count === 1 ? word : `${word}s`;
+}
+
+function bindForms() {
+    $("sign-in-form").addEventListener("submit", signIn);
+    $("generate-form").addEventListener("submit", submitGeneration);
+    $("sign-out").addEventListener("click", signOut);
+    $("model").addEventListener("change", showPrice);
+    $("prompt").addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+            event.preventDefault();
+            $("generate-form").requestSubmit();
+        }
+    });
+}
