@@ -1,6 +1,7 @@
 """The external backend against the fake OpenAI API, with the real openai client."""
 
 import json
+import threading
 
 import openai
 import pytest
@@ -126,3 +127,32 @@ def test_unsupported_task_is_unknown(backend):
 
 def test_api_key_stays_out_of_the_config_repr():
     assert "sk-secret" not in repr(OpenAIConfig(api_key="sk-secret"))
+
+
+def test_each_job_thread_keeps_a_client_of_its_own(backend, fake_openai):
+    # one client shared by 100 job threads made them queue on its connection pool's lock
+    seen = {}
+
+    def run(name):
+        first = backend.client
+        backend.generate(make_job(), timeout=5)
+        seen[name] = (first, backend.client)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(first is again for first, again in seen.values())  # kept for the thread's later jobs
+    assert len({id(first) for first, _ in seen.values()}) == 3
+    assert len(fake_openai.requests) == 3
+
+
+def test_a_given_client_serves_every_thread(fake_openai):
+    client = fake_openai.client(timeout=5)
+    backend = OpenAIBackend(OpenAIConfig(base_url=fake_openai.base_url), client=client)
+    other = []
+    thread = threading.Thread(target=lambda: other.append(backend.client))
+    thread.start()
+    thread.join()
+    assert backend.client is client and other == [client]

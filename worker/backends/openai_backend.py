@@ -40,27 +40,32 @@ class OpenAIConfig:
 
 
 class OpenAIBackend:
+    """Thread-safe. Each job thread has a client of its own (kept for its later jobs): one shared client
+    made the threads meet on its connection pool's lock, held while the pool checks every connection it
+    has (a hundred at 100 in flight) on each request; that was the largest cost of a failing job."""
+
     name = "external"
 
     def __init__(self, config: OpenAIConfig, *, client: openai.OpenAI | None = None):
         self.config = config
-        self._client = client
-        self._lock = threading.Lock()
+        self._shared = client  # given (tests): used by every thread
+        self._local = threading.local()
 
     @property
     def client(self) -> openai.OpenAI:
+        if self._shared is not None:
+            return self._shared
         # built lazily: a worker without an API key still starts (it may run the internal backend only)
-        with self._lock:
-            if self._client is None:
-                self._client = openai.OpenAI(
-                    base_url=self.config.base_url,
-                    api_key=self.config.api_key
-                    or "missing",  # the provider answers 401 → provider_auth alert
-                    organization=self.config.organization,
-                    timeout=self._timeout(self.config.timeout),
-                    max_retries=0,
-                )
-            return self._client
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = openai.OpenAI(
+                base_url=self.config.base_url,
+                api_key=self.config.api_key or "missing",  # the provider answers 401 → provider_auth alert
+                organization=self.config.organization,
+                timeout=self._timeout(self.config.timeout),
+                max_retries=0,
+            )
+        return client
 
     def _timeout(self, total: float) -> openai.Timeout:
         return openai.Timeout(total, connect=min(total, self.config.connect_timeout))
