@@ -32,6 +32,7 @@ from ..pure.errors import (
 from ..pure.pricing import request_price
 from .ai_credit_ledger_line import error_type_selection
 from .ai_generation_price import BACKENDS
+from .owner_messages import NOT_CHARGED, STATE_MESSAGES, charged_note, owner_text, warning_note
 from .res_config_settings import get_setting
 from .transactions import call_in_own_transaction
 
@@ -60,14 +61,6 @@ STATE_SELECTION = [
     (states.FAILED, "Failed"),
     (states.CANCELLED, "Cancelled"),
 ]
-# What the user reads for the states that are not failures (failures use the taxonomy's messages)
-STATE_MESSAGES = {
-    states.QUEUED: "Your request was accepted and is waiting for a worker.",
-    states.DISPATCHED: "Your request was accepted and is waiting for a worker.",
-    states.RUNNING: "Your request is being processed.",
-    states.SUCCEEDED: "Your generation is ready.",
-    states.CANCELLED: "Your request was cancelled; you were not charged.",
-}
 # The key of pg_advisory_xact_lock(key, user id) that serialises one user's creates ("AIGE")
 USER_LOCK_KEY = 0x41494745
 _WRITE_KEY = "ai_generation_request_write"
@@ -250,7 +243,7 @@ class AiGenerationRequest(models.Model):
                     "params": gen.params,
                     "price": price,
                     "deadline": deadline,
-                    "user_message": STATE_MESSAGES[states.QUEUED],
+                    "user_message": owner_text(user, STATE_MESSAGES[states.QUEUED]),
                 }
             )
         )
@@ -334,7 +327,7 @@ class AiGenerationRequest(models.Model):
             "attempt": self.attempt,
             "credits_reserved": self.price,
             "credits_charged": self.credits_charged,
-            "message": self.user_message or STATE_MESSAGES.get(self.state, ""),
+            "message": self.user_message or owner_text(self.user_id, STATE_MESSAGES.get(self.state)) or "",
             "retry_suggestion": self.retry_suggestion or None,
             "specific_guidance": self.specific_guidance or None,
             "charge_note": self.charge_note or None,
@@ -620,12 +613,18 @@ class AiGenerationRequest(models.Model):
                         f"event_id {event_id} was already used for a {seen.kind} callback of another request."
                     )
                 return request._callback_answer(duplicate=True)
+        if kind == "notify":  # the worker words it in English (the taxonomy's): the owner reads theirs
+            payload = request._in_owner_language(payload)
         changed = getattr(request, f"_on_{kind}")(payload)
         if event_id and changed:
             Event.create(
                 {"event_id": event_id, "request_id": request.id, "kind": kind, "state_after": request.state}
             )
         return request._callback_answer(duplicate=not changed)
+
+    def _in_owner_language(self, payload):
+        texts = ("user_message", "retry_suggestion", "specific_guidance")
+        return {k: owner_text(self.user_id, v) if k in texts else v for k, v in payload.items()}
 
     def _callback_answer(self, duplicate):
         return {
@@ -735,7 +734,7 @@ class AiGenerationRequest(models.Model):
             {
                 "attempt": attempt,
                 "started_at": fields.Datetime.now(),
-                "user_message": STATE_MESSAGES[states.RUNNING],
+                "user_message": owner_text(self.user_id[:1], STATE_MESSAGES[states.RUNNING]),
             },
         )
         moved._notify_owner()
@@ -758,7 +757,7 @@ class AiGenerationRequest(models.Model):
                 "attempt": max(self.attempt, attempt or 1),
                 "credits_charged": hold,
                 "finished_at": fields.Datetime.now(),
-                "user_message": STATE_MESSAGES[states.SUCCEEDED],
+                "user_message": owner_text(self.user_id, STATE_MESSAGES[states.SUCCEEDED]),
             },
         )
         moved._notify_owner()
@@ -770,7 +769,8 @@ class AiGenerationRequest(models.Model):
         self._check_can_move(states.FAILED)
         info = contracts.error_type_info(error_type)
         hold = self._open_hold()
-        charge, warning, note = 0, False, "You were not charged."
+        owner = self.user_id
+        charge, warning, note = 0, False, owner_text(owner, NOT_CHARGED)
         if side == "system":
             if hold:
                 self._account()._release(
@@ -787,12 +787,9 @@ class AiGenerationRequest(models.Model):
                     self, hold - charge, f"rest of the hold released after: {decision.reason}"
                 )
             if warning:
-                note = (
-                    f"You were not charged this time (warning {decision.warning_number} of "
-                    f"{policy.free_warnings}); further invalid requests may cost credits."
-                )
+                note = warning_note(owner, decision.warning_number, policy.free_warnings)
             elif charge:
-                note = f"{charge} credit(s) were charged for invalid input."
+                note = charged_note(owner, charge)
         moved = self._update_state(
             states.allowed_sources(states.FAILED),
             states.FAILED,
@@ -805,9 +802,9 @@ class AiGenerationRequest(models.Model):
                 "credits_charged": charge,
                 "is_warning": warning,
                 "charge_note": note,
-                "user_message": contracts.user_message(side),
-                "retry_suggestion": info.get("retry_suggestion") if side == "system" else False,
-                "specific_guidance": info.get("specific_guidance") if side == "user" else False,
+                "user_message": owner_text(owner, contracts.user_message(side)),
+                "retry_suggestion": side == "system" and owner_text(owner, info.get("retry_suggestion")),
+                "specific_guidance": side == "user" and owner_text(owner, info.get("specific_guidance")),
                 "finished_at": fields.Datetime.now(),
             },
         )
@@ -824,7 +821,10 @@ class AiGenerationRequest(models.Model):
         moved = self._update_state(
             states.allowed_sources(states.CANCELLED),
             states.CANCELLED,
-            {"finished_at": fields.Datetime.now(), "user_message": STATE_MESSAGES[states.CANCELLED]},
+            {
+                "finished_at": fields.Datetime.now(),
+                "user_message": owner_text(self.user_id, STATE_MESSAGES[states.CANCELLED]),
+            },
         )
         moved._notify_owner()
         return moved
