@@ -62,7 +62,6 @@ class Worker:
                 secret,
                 timeout=config.callback_timeout,
                 patience=config.callback_patience,
-                pool_size=max(10, config.max_in_flight),
             ),
             stop=self.abort,
         )
