@@ -63,8 +63,8 @@ class Settings:
     slow_ai: float  # the scaling phase's AI latency
 
 
-FULL = Settings(phase=8, drain=30, in_flight=8, rounds=6, slow_ai=1.0)
-QUICK = Settings(phase=2, drain=20, in_flight=2, rounds=2, slow_ai=1.0)
+FULL = Settings(phase=8, drain=20, in_flight=8, rounds=6, slow_ai=1.0)
+QUICK = Settings(phase=2, drain=15, in_flight=2, rounds=2, slow_ai=1.0)
 
 
 def emit(name: str, value) -> None:
@@ -190,8 +190,8 @@ class Bench:
             cpu = CpuMeter({"odoo": server.process.pid, "worker": worker.process.pid}, bench=True)
             started = time.time()
             run = run_wrk(f"{server.url}{CREATE}", self.settings.phase, CONNECTIONS, self.keys[:USERS])
+            cores = cpu.cores()  # while the POSTs ran
             created, finished = api_stack.wait_terminal(self.db, after, None, self.settings.drain)
-            cores = cpu.cores()
             window.close()
         finally:
             worker.stop()

@@ -179,14 +179,21 @@ def request_counts(db: str, after_id: int) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def wait_terminal(db: str, after_id: int, expected: int | None, timeout: float) -> tuple[int, int]:
-    """Wait until every request above ``after_id`` (at least ``expected`` of them) is terminal."""
+def wait_terminal(
+    db: str, after_id: int, expected: int | None, timeout: float, stall: float = 5
+) -> tuple[int, int]:
+    """Wait until every request above ``after_id`` (at least ``expected`` of them) is terminal, at most
+    ``timeout`` seconds, and no longer than ``stall`` seconds without one more finishing."""
     deadline = time.monotonic() + timeout
+    last, moved = None, time.monotonic()
     while True:
         created, terminal = request_counts(db, after_id)
         if terminal >= created and (expected is None or created >= expected):
             return created, terminal
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if (created, terminal) != last:
+            last, moved = (created, terminal), now
+        if now > deadline or now - moved > stall:
             return created, terminal
         time.sleep(0.25)
 
