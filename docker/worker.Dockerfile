@@ -4,9 +4,10 @@ FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-# only what the package needs: the worker and the contracts it reads (schemas/ is the aigen_contracts package)
+# only what the package needs: the worker and the contracts it reads (the addon's schemas/ folder is the
+# aigen_contracts package; the repo root's schemas is a link to it)
 COPY setup.cfg pyproject.toml README.md ./
-COPY schemas ./schemas
+COPY addons/ai_generation/schemas ./addons/ai_generation/schemas
 COPY worker ./worker
 RUN pip install . && rm -rf /src
 

@@ -1,8 +1,8 @@
-"""Finds and loads the repo's contract files (schemas/): JSON Schemas and the error taxonomy.
+"""Finds and loads the contract files: JSON Schemas and the error taxonomy.
 
-The addon reads the same files as the worker and n8n, never a copy. Search order: the directory in
-``AIGEN_SCHEMAS_DIR``; ``schemas/`` inside the addon (a deployment may copy it there); ``schemas/`` at
-the root of the repository holding ``addons/ai_generation``.
+They live in the addon's own ``schemas/`` folder, the one copy the worker (as ``aigen_contracts``) and
+n8n read too (the repo root's ``schemas`` links to it), so the addon installed alone still has them.
+``AIGEN_SCHEMAS_DIR`` points elsewhere when a deployment wants to.
 """
 
 import json
@@ -25,7 +25,6 @@ def candidate_dirs():
     if env:
         yield Path(env)
     yield ADDON_DIR / "schemas"
-    yield ADDON_DIR.parent.parent / "schemas"
 
 
 @cache

@@ -1,7 +1,9 @@
 """The repo's contract files (JSON Schemas, error taxonomy), installed as the package ``aigen_contracts``.
 
-The files live in ``schemas/`` at the repo root so that Odoo, n8n and the worker read one copy;
-setup.cfg maps this folder to an importable package so the installed worker finds them too.
+The files live in the addon's folder (addons/ai_generation/schemas/), so the addon installed alone (another
+addons path, a wheel, the OCA image) still has them; ``schemas`` at the repo root is a link to this
+folder for the worker, n8n and the docs, and setup.cfg maps it to an importable package so the installed
+worker finds them too. One copy: nothing can drift.
 """
 
 import json
