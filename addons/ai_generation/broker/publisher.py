@@ -137,8 +137,8 @@ class Publisher:
         try:
             if connection is not None and connection.is_open:
                 connection.close()
-        except (AMQPError, OSError):
-            pass
+        except (AMQPError, OSError) as exc:  # closing a broken connection: nothing left to save
+            _logger.debug("closing the broker connection failed: %s", exc)
 
     def close(self):
         self._drop()

@@ -1,6 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 from ..pure.contracts import taxonomy
 
@@ -72,14 +73,18 @@ class AiCreditLedgerLine(models.Model):
         # One hold, one settlement (capture or charge), one release and one refund per request at most:
         # a repeated callback can never move credits twice, whatever the Python code does.
         for name, kinds in (
-            ("ai_credit_ledger_line_one_hold", "('hold')"),
-            ("ai_credit_ledger_line_one_settlement", "('capture', 'user_error_charge')"),
-            ("ai_credit_ledger_line_one_release", "('release')"),
-            ("ai_credit_ledger_line_one_refund", "('refund')"),
+            ("ai_credit_ledger_line_one_hold", ("hold",)),
+            ("ai_credit_ledger_line_one_settlement", ("capture", "user_error_charge")),
+            ("ai_credit_ledger_line_one_release", ("release",)),
+            ("ai_credit_ledger_line_one_refund", ("refund",)),
         ):
             self.env.cr.execute(
-                f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON ai_credit_ledger_line (request_id)"
-                f" WHERE kind IN {kinds}"
+                SQL(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS %s ON ai_credit_ledger_line (request_id)"
+                    " WHERE kind IN %s",
+                    SQL.identifier(name),
+                    kinds,
+                )
             )
         # and one welcome grant per account: a user is welcomed once
         self._init_welcome_index()
@@ -119,7 +124,7 @@ class AiCreditLedgerLine(models.Model):
             raise UserError(_("Ledger lines are written by the credit account only."))
         return super().create(vals_list)
 
-    def copy(self, default=None):
+    def copy(self, default=None):  # refused by design; pylint: disable=method-required-super
         raise UserError(_("Ledger lines cannot be duplicated; post a new movement instead."))
 
     def write(self, vals):
@@ -127,5 +132,5 @@ class AiCreditLedgerLine(models.Model):
             raise UserError(_("Ledger lines cannot be changed; post a new movement instead."))
         return super().write(vals)
 
-    def unlink(self):
+    def unlink(self):  # refused by design; pylint: disable=method-required-super
         raise UserError(_("Ledger lines cannot be deleted; post a new movement instead."))

@@ -107,7 +107,7 @@ class AiGenerationRequest(models.Model):
     attempt = fields.Integer(readonly=True, default=0, help="Worker attempt last reported.")
     deadline = fields.Datetime(required=True, readonly=True, index=True)
     price = fields.Integer(
-        "Price", readonly=True, default=0, help="Credits held when the request was accepted, until it ends."
+        readonly=True, default=0, help="Credits held when the request was accepted, until it ends."
     )
     credits_charged = fields.Integer(
         "Charged", readonly=True, default=0, help="Credits the owner paid in the end (0 when not charged)."
@@ -184,7 +184,7 @@ class AiGenerationRequest(models.Model):
             )
         return super().write(vals)
 
-    def copy(self, default=None):
+    def copy(self, default=None):  # refused by design; pylint: disable=method-required-super
         raise UserError(_("A generation request cannot be duplicated; ask for a new one."))
 
     def _protected(self):

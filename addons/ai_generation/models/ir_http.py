@@ -91,6 +91,7 @@ class IrHttp(models.AbstractModel):
 
     @classmethod
     def _post_dispatch(cls, response):
-        super()._post_dispatch(response)
+        result = super()._post_dispatch(response)
         if is_api_path(request.httprequest.path):
             add_cors_headers(response)
+        return result

@@ -9,7 +9,8 @@ from .res_config_settings import SYSTEM
 
 
 class ResConfigSettings(models.TransientModel):
-    _inherit = "res.config.settings"
+    # apart from res_config_settings.py on purpose: the CORS allow-list is one concern of its own
+    _inherit = "res.config.settings"  # pylint: disable=consider-merging-classes-inherited
 
     ai_cors_origins = fields.Char(
         "Allowed origins",

@@ -27,8 +27,8 @@ class AiCreditReport(models.Model):
     kind = fields.Selection(KINDS, readonly=True)
     backend = fields.Selection(BACKENDS, readonly=True)
     error_type = fields.Selection(error_type_selection, readonly=True)
-    granted = fields.Integer("Granted", readonly=True, help="Grants and positive adjustments.")
-    spent = fields.Integer("Spent", readonly=True, help="Captured for successful generations.")
+    granted = fields.Integer(readonly=True, help="Grants and positive adjustments.")
+    spent = fields.Integer(readonly=True, help="Captured for successful generations.")
     charged_invalid = fields.Integer(
         "Charged for invalid input", readonly=True, help="Charges of the invalid-input policy."
     )

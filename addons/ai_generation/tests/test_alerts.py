@@ -55,7 +55,8 @@ def start_alertmanager():
             if requests.get(f"{url}/-/ready", timeout=1).ok:
                 return process, url, workdir
         except requests.RequestException:
-            pass
+            time.sleep(0.1)  # not listening yet
+            continue
         time.sleep(0.1)
     process.kill()
     raise RuntimeError("Alertmanager did not become ready")

@@ -88,7 +88,8 @@ class TestCors(AiGenerationHttpCase):
         )
         self.grant(self.alice, 10)
 
-    def options(self, path, origin, headers=PREFLIGHT):
+    def options(self, path, origin, headers=None):
+        headers = PREFLIGHT if headers is None else headers
         return self.opener.request(
             "OPTIONS", self.base_url() + path, headers={"Origin": origin, **headers}, timeout=30
         )

@@ -17,13 +17,12 @@ class AiCreditOperationWizard(models.TransientModel):
         required=True,
         default="grant",
     )
-    account_id = fields.Many2one("ai.credit.account", "Account")
+    account_id = fields.Many2one("ai.credit.account")
     user_id = fields.Many2one(
         "res.users",
-        "User",
         help="Whose credits: the account is opened with this grant when the user has none yet.",
     )
-    request_id = fields.Many2one("ai.generation.request", "Request")
+    request_id = fields.Many2one("ai.generation.request")
     credits_charged = fields.Integer(related="request_id.credits_charged")
     credits = fields.Integer(
         required=True, help="Whole credits. An adjustment may be negative; it never goes below what is held."
