@@ -128,7 +128,8 @@ def configure(level: str | int = "INFO", stream: IO[str] | None = None) -> loggi
     handler._aigen = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
-    # pika and urllib3 are chatty at INFO/DEBUG; their warnings still come through
-    for noisy in ("pika", "urllib3", "kubernetes", "httpx", "openai"):
+    # the client libraries are chatty at INFO/DEBUG (httpx2, the openai SDK's HTTP client, logs a line
+    # per AI call at INFO); their warnings still come through
+    for noisy in ("pika", "urllib3", "kubernetes", "httpx", "httpx2", "httpcore", "httpcore2", "openai"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     return handler

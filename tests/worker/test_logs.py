@@ -84,3 +84,14 @@ def test_closing_the_handler_writes_what_was_logged_before():
     logging.getLogger("worker.test").error("last words", extra={"request_id": "r-9"})
     handler.close()  # what logging.shutdown() does at exit
     assert json.loads(stream.getvalue())["request_id"] == "r-9"
+
+
+def test_an_ai_call_adds_no_line_of_the_http_client_at_info(fake_openai):
+    from worker.backends.openai_backend import OpenAIBackend, OpenAIConfig
+    from worker.job import parse_job
+
+    stream = io.StringIO()
+    handler = configure("INFO", stream)
+    backend = OpenAIBackend(OpenAIConfig(base_url=fake_openai.base_url, api_key="sk-test"))
+    backend.generate(parse_job(json.dumps(job_message())), timeout=5)
+    assert lines(stream, handler) == []  # httpx2 logs "HTTP Request: POST ..." at INFO otherwise
