@@ -8,9 +8,10 @@ with the failed query logged at ERROR. A ``SELECT ... FOR UPDATE`` does not help
 snapshot is older than the lock. In READ COMMITTED the same lock simply waits for the other transaction
 and then reads its committed row: contention costs the length of the other transaction, not a replay.
 
-So every money movement and every state change runs through :func:`run_in_own_transaction`: a new cursor
-whose first statement sets READ COMMITTED, the rows locked in one order (request, then account), work
-done, committed before the caller answers. The caller's own transaction only reads.
+So every money movement and every state change runs through :func:`run_in_own_transaction`: a new
+transaction on the caller's cursor whose first statement sets READ COMMITTED, the rows locked in one
+order (request, then account), work done, committed before the caller answers. The caller's own
+transaction only reads.
 
 While tests run (one test cursor for the whole test, which must not commit) and while the module is
 installed (its demo data), a savepoint in the caller's cursor stands in: see _may_commit_apart.
@@ -29,6 +30,7 @@ _logger = logging.getLogger(__name__)
 # Deadlocks cannot happen with one lock order, and READ COMMITTED raises no serialization failure on
 # row updates; the retry is a safety net for what PostgreSQL may still roll back.
 MAX_TRIES = 3
+_IN_OWN_TRANSACTION = "_ai_generation_own_transaction"  # set on a cursor while one runs
 
 
 def _may_commit_apart(registry):
@@ -40,31 +42,43 @@ def _may_commit_apart(registry):
 
 
 def run_in_own_transaction(env, func, *args, **kwargs):
-    """``func(own_env, *args, **kwargs)`` in a READ COMMITTED transaction of its own, committed on return.
+    """``func(env, *args, **kwargs)`` in a READ COMMITTED transaction of its own, committed on return.
 
-    ``own_env`` has the caller's user, context and superuser flag on the new cursor. Whatever the caller
-    needs from the work (an API body, a callback answer) must be built inside ``func``: the caller's
-    snapshot may not see what was committed here.
+    It runs on the caller's cursor (one database connection per request, not two): the caller's
+    transaction is committed first, which ends its REPEATABLE READ snapshot so that the next transaction
+    may set its own isolation level as its first statement. Callers therefore write only through here:
+    what they did before is committed with it. On an error the own transaction is rolled back and the
+    error raised. Inside another own transaction (already READ COMMITTED and atomic) ``func`` just runs.
     """
     registry = env.registry
     if not _may_commit_apart(registry):
         with env.cr.savepoint():
             return func(env, *args, **kwargs)
+    cr = env.cr
+    if getattr(cr, _IN_OWN_TRANSACTION, False):
+        return func(env, *args, **kwargs)
     for attempt in range(1, MAX_TRIES + 1):
+        cr.commit()
+        env.invalidate_all()  # nothing read in the old snapshot may stand for the new one
+        setattr(cr, _IN_OWN_TRANSACTION, True)
         try:
-            with registry.cursor() as cr:
-                cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-                own_env = env(cr=cr)
-                result = func(own_env, *args, **kwargs)
-                # the commit flushes only environments still alive (a WeakSet): flush this one now,
-                # whatever func returned
-                own_env.flush_all()
-                return result
+            cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            result = func(env, *args, **kwargs)
+            # the commit flushes only environments still alive (a WeakSet): flush this one now
+            env.flush_all()
+            cr.commit()
+            return result
         except TransactionRollbackError as exc:
+            cr.rollback()
             if attempt == MAX_TRIES:
                 raise
             _logger.info("own transaction rolled back by PostgreSQL (%s); try %d again", exc.pgcode, attempt)
             time.sleep(random.uniform(0, 0.05 * attempt))
+        except BaseException:
+            cr.rollback()
+            raise
+        finally:
+            setattr(cr, _IN_OWN_TRANSACTION, False)
     raise AssertionError("unreachable")
 
 
