@@ -7,6 +7,9 @@
     "website": "https://github.com/ai-generation/ai_generation",
     "author": "ai_generation contributors",
     "license": "AGPL-3",
+    # OCA keys: maturity (Alpha, Beta, Production/Stable, Mature) and the GitHub handles that review changes
+    "development_status": "Beta",
+    "maintainers": ["ai-generation"],
     "application": True,
     "installable": True,
     "depends": ["base", "web", "bus", "base_setup"],

@@ -58,7 +58,7 @@ def run_in_own_transaction(env, func, *args, **kwargs):
     if getattr(cr, _IN_OWN_TRANSACTION, False):
         return func(env, *args, **kwargs)
     for attempt in range(1, MAX_TRIES + 1):
-        cr.commit()
+        cr.commit()  # this module's one job: a transaction of its own; pylint: disable=invalid-commit
         env.invalidate_all()  # nothing read in the old snapshot may stand for the new one
         setattr(cr, _IN_OWN_TRANSACTION, True)
         try:
@@ -66,7 +66,7 @@ def run_in_own_transaction(env, func, *args, **kwargs):
             result = func(env, *args, **kwargs)
             # the commit flushes only environments still alive (a WeakSet): flush this one now
             env.flush_all()
-            cr.commit()
+            cr.commit()  # pylint: disable=invalid-commit
             return result
         except TransactionRollbackError as exc:
             cr.rollback()

@@ -1,7 +1,7 @@
 // License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 // The reference PWA: sign in with the Odoo session, see credits and prices, ask for a generation and
 // follow every request live (the Odoo bus through the client's watch(), polling when there is no bus).
-import { AiGenerationClient, ApiError, isTerminal } from "./client.js";
+import {AiGenerationClient, ApiError, isTerminal} from "./client.js";
 
 const APP = "/ai_generation/app";
 const STATUS_LABELS = {
@@ -13,7 +13,7 @@ const STATUS_LABELS = {
     cancelled: "Cancelled",
 };
 const $ = (id) => document.getElementById(id);
-const app = { config: null, client: null, models: [], items: new Map(), watches: new Map(), unsubscribe: [] };
+const app = {config: null, client: null, models: [], items: new Map(), watches: new Map(), unsubscribe: []};
 
 // ---------------------------------------------------------------------------------------- start
 registerServiceWorker();
@@ -36,7 +36,7 @@ async function start() {
 
 function registerServiceWorker() {
     if ("serviceWorker" in navigator) {
-        navigator.serviceWorker.register(`${APP}/sw.js`, { scope: APP }).catch(() => {
+        navigator.serviceWorker.register(`${APP}/sw.js`, {scope: APP}).catch(() => {
             // no offline shell (e.g. a non-secure origin): the app works the same online
         });
     }
@@ -44,7 +44,7 @@ function registerServiceWorker() {
 
 async function loadConfig() {
     try {
-        const response = await fetch(`${APP}/config.json`, { credentials: "same-origin", cache: "no-store" });
+        const response = await fetch(`${APP}/config.json`, {credentials: "same-origin", cache: "no-store"});
         return response.ok ? await response.json() : null;
     } catch {
         return null;
@@ -52,7 +52,9 @@ async function loadConfig() {
 }
 
 function showOffline() {
-    setConnection("The server cannot be reached right now. The app will work again once you are back online.");
+    setConnection(
+        "The server cannot be reached right now. The app will work again once you are back online."
+    );
     document.body.dataset.offline = "true";
     $("sign-in-section").hidden = true;
 }
@@ -78,7 +80,9 @@ async function signIn(event) {
     const password = $("password").value;
     const db = app.config?.db || $("db").value.trim();
     if (!login || !password || !db) {
-        $("sign-in-error").textContent = db ? "Enter your login and password." : "Enter the database, your login and password.";
+        $("sign-in-error").textContent = db
+            ? "Enter your login and password."
+            : "Enter the database, your login and password.";
         return;
     }
     form.querySelector("button[type=submit]").disabled = true;
@@ -86,8 +90,8 @@ async function signIn(event) {
         const response = await fetch("/web/session/authenticate", {
             method: "POST",
             credentials: "same-origin",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ jsonrpc: "2.0", method: "call", params: { db, login, password } }),
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({jsonrpc: "2.0", method: "call", params: {db, login, password}}),
         });
         if (response.status === 429) {
             throw new Error("Too many sign-in attempts. Wait a minute and try again.");
@@ -100,7 +104,8 @@ async function signIn(event) {
         app.config = (await loadConfig()) || app.config;
         await enter();
     } catch (error) {
-        $("sign-in-error").textContent = error instanceof TypeError ? "The server cannot be reached." : error.message;
+        $("sign-in-error").textContent =
+            error instanceof TypeError ? "The server cannot be reached." : error.message;
         $("password").focus();
     } finally {
         form.querySelector("button[type=submit]").disabled = false;
@@ -112,8 +117,8 @@ async function signOut() {
         await fetch("/web/session/destroy", {
             method: "POST",
             credentials: "same-origin",
-            headers: { "Content-Type": "application/json" },
-            body: JSON.stringify({ jsonrpc: "2.0", method: "call", params: {} }),
+            headers: {"Content-Type": "application/json"},
+            body: JSON.stringify({jsonrpc: "2.0", method: "call", params: {}}),
         });
     } finally {
         leave();
@@ -125,7 +130,7 @@ async function signOut() {
 // ---------------------------------------------------------------------------------------- signed in
 async function enter() {
     leave();
-    app.client = new AiGenerationClient({ websocketVersion: app.config.websocket_version });
+    app.client = new AiGenerationClient({websocketVersion: app.config.websocket_version});
     app.unsubscribe.push(app.client.subscribe(onBusUpdate));
     app.unsubscribe.push(app.client.bus.onState(showBusState));
     $("sign-in-section").hidden = true;
@@ -168,7 +173,8 @@ function leave() {
 function showBusState(state) {
     document.body.dataset.bus = state;
     const texts = {
-        reconnecting: "Live updates paused: reconnecting… Your requests are checked every few seconds meanwhile.",
+        reconnecting:
+            "Live updates paused: reconnecting… Your requests are checked every few seconds meanwhile.",
         unavailable: "Live updates are unavailable: your requests are checked every few seconds.",
     };
     setConnection(texts[state] || "");
@@ -215,7 +221,7 @@ function showPrice() {
 }
 
 async function loadHistory() {
-    const listing = await app.client.list({ limit: 20 });
+    const listing = await app.client.list({limit: 20});
     for (const item of [...listing.items].reverse()) {
         upsert(item);
         if (!isTerminal(item.status)) {
@@ -243,7 +249,7 @@ async function submitGeneration(event) {
     const button = $("generate");
     button.disabled = true;
     try {
-        await ask({ backend: entry.backend, model: entry.model, task: entry.task, prompt, params: {} });
+        await ask({backend: entry.backend, model: entry.model, task: entry.task, prompt, params: {}});
         $("prompt").value = "";
     } catch (error) {
         reportApiError(error, $("generate-error"));
@@ -255,7 +261,7 @@ async function submitGeneration(event) {
 
 async function ask(generation) {
     const accepted = await app.client.create(generation);
-    upsert({ ...accepted, ...generation, message: "Your request was accepted and is waiting for a worker." });
+    upsert({...accepted, ...generation, message: "Your request was accepted and is waiting for a worker."});
     showCredits((app.available ?? 0) - accepted.credits_reserved);
     follow(accepted.request_id);
     return accepted;
@@ -266,8 +272,8 @@ async function retry(requestId, button) {
     try {
         // the full prompt and params of the failed request (a list row may only hold a preview)
         const original = await app.client.get(requestId);
-        const { backend, model, task, prompt, params } = original;
-        const accepted = await ask({ backend, model, task, prompt, params });
+        const {backend, model, task, prompt, params} = original;
+        const accepted = await ask({backend, model, task, prompt, params});
         app.items.get(accepted.request_id)?.node.focus();
     } catch (error) {
         const node = app.items.get(requestId)?.node;
@@ -322,7 +328,8 @@ function reportApiError(error, target) {
         return;
     }
     const fields = Object.values(error.fields || {}).join(" ");
-    target.textContent = fields && error.code === "validation_error" ? `${error.message}: ${fields}` : error.message;
+    target.textContent =
+        fields && error.code === "validation_error" ? `${error.message}: ${fields}` : error.message;
 }
 
 // ---------------------------------------------------------------------------------------- rendering
@@ -331,14 +338,16 @@ function upsert(view) {
         return;
     }
     const known = app.items.get(view.request_id);
-    const merged = { ...(known?.view || {}), ...view };
+    const merged = {...(known?.view || {}), ...view};
     let node = known?.node;
     if (!node) {
         node = $("request-template").content.firstElementChild.cloneNode(true);
-        node.querySelector(".retry").addEventListener("click", (event) => retry(merged.request_id, event.currentTarget));
+        node.querySelector(".retry").addEventListener("click", (event) =>
+            retry(merged.request_id, event.currentTarget)
+        );
         $("history").prepend(node);
     }
-    app.items.set(view.request_id, { view: merged, node });
+    app.items.set(view.request_id, {view: merged, node});
     render(node, merged);
     $("history-empty").hidden = app.items.size > 0;
 }
@@ -387,7 +396,9 @@ function chargeText(view) {
     if (view.status === "cancelled") {
         return "Credits charged: 0.";
     }
-    return view.credits_reserved ? `${view.credits_reserved} ${plural(view.credits_reserved, "credit")} reserved.` : "";
+    return view.credits_reserved
+        ? `${view.credits_reserved} ${plural(view.credits_reserved, "credit")} reserved.`
+        : "";
 }
 
 function safeUrl(value) {

@@ -18,7 +18,7 @@ self.addEventListener("install", (event) => {
     event.waitUntil(
         caches
             .open(CACHE)
-            .then((cache) => cache.addAll(SHELL.map((url) => new Request(url, { cache: "reload" }))))
+            .then((cache) => cache.addAll(SHELL.map((url) => new Request(url, {cache: "reload"}))))
             .then(() => self.skipWaiting())
     );
 });
@@ -28,7 +28,11 @@ self.addEventListener("activate", (event) => {
         caches
             .keys()
             .then((names) =>
-                Promise.all(names.filter((n) => n.startsWith("ai-generation-app-") && n !== CACHE).map((n) => caches.delete(n)))
+                Promise.all(
+                    names
+                        .filter((n) => n.startsWith("ai-generation-app-") && n !== CACHE)
+                        .map((n) => caches.delete(n))
+                )
             )
             .then(() => self.clients.claim())
     );

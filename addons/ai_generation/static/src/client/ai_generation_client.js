@@ -65,7 +65,7 @@ export class ApiError extends Error {
  * subscribes again with `last`, so nothing sent while it was away is lost (within the bus's retention).
  */
 export class OdooBus {
-    constructor({ url, WebSocketImpl, initialDelay = 1000, maxDelay = 60000, jitter = 1000 }) {
+    constructor({url, WebSocketImpl, initialDelay = 1000, maxDelay = 60000, jitter = 1000}) {
         this.url = url;
         this.WebSocketImpl = WebSocketImpl;
         this.initialDelay = initialDelay;
@@ -143,7 +143,7 @@ export class OdooBus {
             this.connections++;
             this.delay = this.initialDelay;
             // the server adds the user's own partner channel to whatever the client asks for
-            ws.send(JSON.stringify({ event_name: "subscribe", data: { channels: [], last: this.lastId } }));
+            ws.send(JSON.stringify({event_name: "subscribe", data: {channels: [], last: this.lastId}}));
             this._setState("open");
         });
         ws.addEventListener("message", (event) => this._receive(event.data));
@@ -152,7 +152,10 @@ export class OdooBus {
                 return;
             }
             this._ws = null;
-            if (event.code === CLOSE_SESSION_EXPIRED || (event.code === CLOSE_CLEAN && event.reason === "OUTDATED_VERSION")) {
+            if (
+                event.code === CLOSE_SESSION_EXPIRED ||
+                (event.code === CLOSE_CLEAN && event.reason === "OUTDATED_VERSION")
+            ) {
                 // signed out, or a server of another version: polling is all that is left
                 this._setState("unavailable");
                 return;
@@ -194,7 +197,7 @@ export class OdooBus {
     }
 }
 
-const STATE_RANK = { queued: 0, dispatched: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2 };
+const STATE_RANK = {queued: 0, dispatched: 0, running: 1, succeeded: 2, failed: 2, cancelled: 2};
 
 /** What changes what a user reads: an update equal on these is not delivered twice. */
 function fingerprint(view) {
@@ -228,7 +231,9 @@ export class AiGenerationClient {
         const WebSocketImpl = "WebSocket" in options ? options.WebSocket : globalThis.WebSocket;
         const version = options.websocketVersion || ODOO_WEBSOCKET_VERSION;
         const origin = this.baseUrl || globalThis.location?.origin || "";
-        const url = options.websocketUrl || `${origin.replace(/^http/, "ws")}/websocket?version=${encodeURIComponent(version)}`;
+        const url =
+            options.websocketUrl ||
+            `${origin.replace(/^http/, "ws")}/websocket?version=${encodeURIComponent(version)}`;
         // the websocket authenticates with the session cookie only: an API key gets no user channel
         this.bus = new OdooBus({
             url,
@@ -240,8 +245,8 @@ export class AiGenerationClient {
     }
 
     // ------------------------------------------------------------------ the API
-    async request(method, path, { body, headers = {} } = {}) {
-        const init = { method, headers: { Accept: "application/json", ...headers } };
+    async request(method, path, {body, headers = {}} = {}) {
+        const init = {method, headers: {Accept: "application/json", ...headers}};
         if (this.apiKey) {
             init.headers.Authorization = `Bearer ${this.apiKey}`;
             init.credentials = "omit";
@@ -256,9 +261,12 @@ export class AiGenerationClient {
         try {
             response = await this.fetchImpl(`${this.baseUrl}${path}`, init);
         } catch (error) {
-            throw Object.assign(new ApiError(0, { error: { message: `Cannot reach the server: ${error.message}` } }), {
-                cause: error,
-            });
+            throw Object.assign(
+                new ApiError(0, {error: {message: `Cannot reach the server: ${error.message}`}}),
+                {
+                    cause: error,
+                }
+            );
         }
         let decoded = null;
         const type = response.headers.get("Content-Type") || "";
@@ -268,18 +276,18 @@ export class AiGenerationClient {
         if (!response.ok) {
             throw new ApiError(response.status, decoded, response.headers);
         }
-        return { body: decoded, response };
+        return {body: decoded, response};
     }
 
     /**
      * POST /api/v1/generations. The Idempotency-Key (new unless given) comes back as
      * `idempotency_key`: send the same one again to retry a create whose answer was lost.
      */
-    async create(generation, { idempotencyKey = newIdempotencyKey() } = {}) {
-        const body = { task: "text", params: {}, ...generation };
-        const { body: accepted, response } = await this.request("POST", "/api/v1/generations", {
+    async create(generation, {idempotencyKey = newIdempotencyKey()} = {}) {
+        const body = {task: "text", params: {}, ...generation};
+        const {body: accepted, response} = await this.request("POST", "/api/v1/generations", {
             body,
-            headers: { "Idempotency-Key": idempotencyKey },
+            headers: {"Idempotency-Key": idempotencyKey},
         });
         return {
             ...accepted,
@@ -292,9 +300,9 @@ export class AiGenerationClient {
         return (await this.request("GET", `/api/v1/generations/${encodeURIComponent(requestId)}`)).body;
     }
 
-    async list({ status, limit, offset } = {}) {
+    async list({status, limit, offset} = {}) {
         const query = new URLSearchParams();
-        for (const [name, value] of Object.entries({ status, limit, offset })) {
+        for (const [name, value] of Object.entries({status, limit, offset})) {
             if (value !== undefined && value !== null) {
                 query.set(name, String(value));
             }
@@ -314,7 +322,7 @@ export class AiGenerationClient {
     // ------------------------------------------------------------------ live updates
     /** Every ai_generation/update of the user from the bus (none without a bus); returns an unsubscribe. */
     subscribe(onUpdate) {
-        return this.bus.onUpdate((payload) => onUpdate({ ...payload, source: "bus" }));
+        return this.bus.onUpdate((payload) => onUpdate({...payload, source: "bus"}));
     }
 
     /**
@@ -322,7 +330,7 @@ export class AiGenerationClient {
      * bus, else from polling its status URL. A bus update without the result (too large for the bus)
      * is completed with one GET. Returns { stop(), done } where `done` resolves with the final view.
      */
-    watch(requestId, onUpdate = () => {}, { pollInterval = this.pollInterval } = {}) {
+    watch(requestId, onUpdate = () => {}, {pollInterval = this.pollInterval} = {}) {
         let stopped = false;
         let last = null;
         let pollTimer = null;
@@ -349,7 +357,7 @@ export class AiGenerationClient {
             }
             if (view.status === "succeeded" && view.result_available && !view.result) {
                 try {
-                    view = { ...view, ...(await this.get(requestId)) };
+                    view = {...view, ...(await this.get(requestId))};
                 } catch {
                     // the bus told what it could; the result stays one GET away
                 }
@@ -364,7 +372,7 @@ export class AiGenerationClient {
             if (last && fingerprint(view) === fingerprint(last)) {
                 return;
             }
-            last = { ...view, source };
+            last = {...view, source};
             onUpdate(last);
             if (isTerminal(view.status)) {
                 finish();

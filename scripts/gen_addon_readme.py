@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""The addon's README.rst, generated from its readme/ fragments as OCA's oca-gen-addon-readme does.
+
+OCA's tool (OCA/maintainer-tools) is not published on PyPI, so the repo carries this one: the same
+layout (title, generated-file banner with the source digest, maturity/license/repository badges, the
+description, a table of contents, Installation, Configuration, Usage, Development, Known issues / Roadmap,
+Changelog, Bug Tracker, Credits with Authors, Contributors, Other credits and Maintainers), from the same
+inputs (the manifest and readme/*.md, converted to reStructuredText by pandoc). The result is checked
+with docutils the way OCA's is (errors and warnings fail).
+
+    python scripts/gen_addon_readme.py [ADDON_DIR] [--check]
+
+``--check`` writes nothing and exits 1 when README.rst is not what the fragments give now.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_ADDON = REPO / "addons" / "ai_generation"
+BRANCH = "18.0"
+SECTIONS = (  # fragment, title (in this order, after the description)
+    ("CONTEXT", "Use Cases / Context"),
+    ("INSTALL", "Installation"),
+    ("CONFIGURE", "Configuration"),
+    ("USAGE", "Usage"),
+    ("DEVELOP", "Development"),
+    ("ROADMAP", "Known issues / Roadmap"),
+    ("HISTORY", "Changelog"),
+)
+CREDIT_SECTIONS = (("CONTRIBUTORS", "Contributors"), ("CREDITS", "Other credits"))
+FRAGMENTS = ("DESCRIPTION", *(name for name, _ in SECTIONS), *(name for name, _ in CREDIT_SECTIONS))
+MATURITY_BADGES = {
+    "alpha": ("Alpha", "red"),
+    "beta": ("Beta", "yellow"),
+    "production/stable": ("Production%2FStable", "green"),
+    "mature": ("Mature", "brightgreen"),
+}
+LICENSE_URLS = {
+    "AGPL-3": "http://www.gnu.org/licenses/agpl-3.0-standalone.html",
+    "LGPL-3": "http://www.gnu.org/licenses/lgpl-3.0-standalone.html",
+    "GPL-3": "http://www.gnu.org/licenses/gpl-3.0-standalone.html",
+}
+GITHUB_URL = re.compile(r"^https://github\.com/([^/]+)/([^/]+?)/?$")
+
+
+def read_manifest(addon: Path) -> dict:
+    return ast.literal_eval((addon / "__manifest__.py").read_text(encoding="utf-8"))
+
+
+def fragments(addon: Path) -> dict[str, str]:
+    found = {}
+    for name in FRAGMENTS:
+        path = addon / "readme" / f"{name}.md"
+        if path.is_file() and path.read_text(encoding="utf-8").strip():
+            found[name] = path.read_text(encoding="utf-8")
+    return found
+
+
+def source_digest(addon: Path) -> str:
+    """sha256 of what the README is made of: the manifest and the fragments, by name."""
+    digest = hashlib.sha256((addon / "__manifest__.py").read_bytes())
+    for name, text in sorted(fragments(addon).items()):
+        digest.update(f"\0{name}\0".encode() + text.encode("utf-8"))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def to_rst(markdown: str) -> str:
+    import pypandoc
+
+    return pypandoc.convert_text(markdown, "rst", format="gfm", extra_args=["--columns=100"]).strip() + "\n"
+
+
+def title(text: str, underline: str) -> str:
+    return f"{text}\n{underline * len(text)}\n\n"
+
+
+def badges(manifest: dict, org: str, repo: str, addon_name: str) -> list[tuple[str, str, str]]:
+    found = []
+    status = manifest.get("development_status", "Beta").lower()
+    if status in MATURITY_BADGES:
+        label, colour = MATURITY_BADGES[status]
+        found.append(
+            (
+                f"https://img.shields.io/badge/maturity-{label}-{colour}.png",
+                "https://odoo-community.org/page/development-status",
+                label.replace("%2F", "/"),
+            )
+        )
+    licence = manifest.get("license")
+    if licence in LICENSE_URLS:
+        found.append(
+            (
+                f"https://img.shields.io/badge/licence-{licence.replace('-', '--')}-blue.png",
+                LICENSE_URLS[licence],
+                f"License: {licence}",
+            )
+        )
+    label = f"{org}%2F{repo}".replace("-", "--")  # shields.io escapes dashes by doubling them
+    found.append(
+        (
+            f"https://img.shields.io/badge/github-{label}-lightgray.png?logo=github",
+            f"https://github.com/{org}/{repo}/tree/{BRANCH}/{addon_name}",
+            f"{org}/{repo}",
+        )
+    )
+    return found
+
+
+def render(addon: Path) -> str:
+    manifest = read_manifest(addon)
+    match = GITHUB_URL.match(manifest.get("website", ""))
+    if not match:
+        raise SystemExit(f"{addon.name}: the manifest's website must be its GitHub repository URL")
+    org, repo = match.groups()
+    name = addon.name
+    parts = fragments(addon)
+    rst = {key: to_rst(text) for key, text in parts.items()}
+    out = [
+        "=" * len(manifest["name"]) + "\n" + manifest["name"] + "\n" + "=" * len(manifest["name"]) + "\n\n",
+        "..\n"
+        "   !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        "   !! This file is generated by oca-gen-addon-readme !!\n"
+        "   !! changes will be overwritten.                   !!\n"
+        "   !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        f"   !! source digest: {source_digest(addon)}\n"
+        "   !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        "   (here: scripts/gen_addon_readme.py; edit readme/*.md instead)\n\n",
+    ]
+    shown = badges(manifest, org, repo, name)
+    for index, (image, target, alt) in enumerate(shown, 1):
+        out.append(f".. |badge{index}| image:: {image}\n    :target: {target}\n    :alt: {alt}\n")
+    out.append("\n" + " ".join(f"|badge{i}|" for i in range(1, len(shown) + 1)) + "\n\n")
+    out.append(rst.get("DESCRIPTION", "") + "\n")
+    if manifest.get("development_status", "Beta").lower() == "alpha":
+        out.append(
+            ".. IMPORTANT::\n   This is an alpha version, the data model and design can change at any time "
+            "without warning.\n   Only for development or testing purpose, do not use in production.\n\n"
+        )
+    out.append("**Table of contents**\n\n.. contents::\n   :local:\n\n")
+    for key, heading in SECTIONS:
+        if key in rst:
+            out.append(title(heading, "=") + rst[key] + "\n")
+    issues = f"https://github.com/{org}/{repo}/issues"
+    out.append(
+        title("Bug Tracker", "=") + f"Bugs are tracked on `GitHub Issues <{issues}>`_.\n"
+        "In case of trouble, please check there if your issue has already been reported.\n"
+        "If you spotted it first, help us to smash it by providing a detailed and welcomed\n"
+        f"`feedback <{issues}/new?body=module:%20{name}%0Aversion:%20{BRANCH}"
+        "%0A%0A**Steps%20to%20reproduce**%0A-%20...%0A%0A**Current%20behavior**%0A%0A**Expected%20behavior**>`_.\n\n"
+        "Do not contact contributors directly about support or help with technical issues.\n\n"
+    )
+    out.append(title("Credits", "="))
+    authors = [a.strip() for a in manifest.get("author", "").split(",") if a.strip()]
+    if authors:
+        out.append(title("Authors", "~") + "".join(f"* {a}\n" for a in authors) + "\n")
+    for key, heading in CREDIT_SECTIONS:
+        if key in rst:
+            out.append(title(heading, "~") + rst[key] + "\n")
+    out.append(title("Maintainers", "~"))
+    maintainers = manifest.get("maintainers") or []
+    for handle in maintainers:
+        out.append(
+            f".. |maintainer-{handle}| image:: https://github.com/{handle}.png?size=40px\n"
+            f"    :target: https://github.com/{handle}\n    :alt: {handle}\n"
+        )
+    if maintainers:
+        plural = "s" if len(maintainers) > 1 else ""
+        out.append(
+            f"\nCurrent maintainer{plural}:\n\n" + " ".join(f"|maintainer-{h}|" for h in maintainers) + "\n\n"
+        )
+    out.append(
+        f"This module is part of the `{org}/{repo} <https://github.com/{org}/{repo}/tree/{BRANCH}/{name}>`_ "
+        "project on GitHub.\n\nYou are welcome to contribute.\n"
+    )
+    return "".join(out)
+
+
+def check_rst(text: str) -> None:
+    """Render with docutils as OCA does: any warning or error fails."""
+    from docutils.core import publish_string
+
+    publish_string(
+        text,
+        writer_name="html4css1",
+        settings_overrides={"halt_level": 2, "file_insertion_enabled": False, "raw_enabled": False},
+    )
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("addon", nargs="?", type=Path, default=DEFAULT_ADDON)
+    parser.add_argument("--check", action="store_true", help="exit 1 when README.rst is stale")
+    args = parser.parse_args(argv)
+    readme = args.addon / "README.rst"
+    text = render(args.addon)
+    check_rst(text)
+    current = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    if args.check:
+        if current != text:
+            print(f"{readme} is stale: run scripts/gen_addon_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    if current != text:
+        readme.write_text(text, encoding="utf-8")
+        print(f"wrote {readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
