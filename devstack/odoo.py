@@ -121,7 +121,9 @@ def write_config(
         "db_port": db_params.get("port", 5432),
         "db_user": db_params.get("user", "odoo"),
         "db_password": db_params.get("password", "odoo"),
-        "dbfilter": f"^{db}$",
+        # the one database this server serves: with db_name and no dbfilter Odoo takes the list from the
+        # config instead of asking PostgreSQL for it on every request without a session
+        "db_name": db,
         "list_db": "False",
         "addons_path": home.addons_path(),
         "data_dir": data_dir,

@@ -43,7 +43,6 @@ def odoo_config(odoo, db: str) -> str:
             f"db_user = {DB_USER}",
             f"db_password = {DB_PASSWORD}",
             f"db_name = {db}",
-            f"dbfilter = ^{db}$",
             "http_interface = 127.0.0.1",
             f"http_port = {free_port()}",
             "log_level = warn",

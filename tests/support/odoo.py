@@ -110,9 +110,10 @@ class OdooInstallation:
             f"--db_host={DB_HOST}",
             f"--db_user={DB_USER}",
             f"--db_password={DB_PASSWORD}",
+            # -d alone serves that one database; a --db-filter would make Odoo list the server's
+            # databases on every request without a session
             "-d",
             db,
-            f"--db-filter=^{re.escape(db)}$",
             *args,
         ]
 

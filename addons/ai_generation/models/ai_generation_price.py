@@ -1,5 +1,5 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-from odoo import api, fields, models
+from odoo import api, fields, models, tools
 
 from ..pure.errors import ValidationFailed
 
@@ -33,15 +33,37 @@ class AiGenerationPrice(models.Model):
         """The price in credits, or None when the model is not offered on that backend.
 
         A model offered for one task only refuses the other (a 400 on the ``task`` field)."""
-        price = self.sudo().search([("backend", "=", backend), ("model_name", "=", model_name)], limit=1)
-        if not price:
+        found = self._price_entry(backend, model_name)
+        if found is None:
             return None
-        if task and price.task and price.task != task:
+        credits, only_task = found
+        if task and only_task and only_task != task:
             raise ValidationFailed(
                 "The request has invalid fields: task",
-                fields={"task": f"The model '{model_name}' is offered for {price.task} requests only."},
+                fields={"task": f"The model '{model_name}' is offered for {only_task} requests only."},
             )
-        return price.credits
+        return credits
+
+    @api.model
+    @tools.ormcache("backend", "model_name")
+    def _price_entry(self, backend, model_name):
+        """(credits, task or False) of the active price, or None; cached: every POST asks, prices change
+        rarely (any write clears the cache, in every Odoo process through the registry's signaling)."""
+        price = self.sudo().search([("backend", "=", backend), ("model_name", "=", model_name)], limit=1)
+        return (price.credits, price.task) if price else None
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        self.env.registry.clear_cache()
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self.env.registry.clear_cache()
+        return super().write(vals)
+
+    def unlink(self):
+        self.env.registry.clear_cache()
+        return super().unlink()
 
     @api.model
     def _catalogue(self):

@@ -4,7 +4,7 @@ from odoo.tests import tagged
 from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
 
-from ..pure.errors import InsufficientCredits
+from ..pure.errors import InsufficientCredits, ValidationFailed
 from .common import TEXT_PRICE, AiGenerationCase
 
 
@@ -124,3 +124,17 @@ class TestLedger(AiGenerationCase):
         self.env.cr.execute("SELECT last_value FROM ai_credit_account_id_seq")
         self.assertEqual(self.env.cr.fetchone()[0], before)
         self.assertEqual(Account.search_count([("user_id", "=", self.bob.id)]), 1)
+
+    def test_a_price_change_applies_to_the_next_request(self):
+        """Prices are cached per process; every change clears the cache."""
+        self.grant(self.alice, 100)
+        self.assertEqual(self.new_request(self.alice).price, TEXT_PRICE)
+        price = self.env["ai.generation.price"].search([("model_name", "=", "gpt-test")])
+        price.credits = 7
+        self.assertEqual(self.new_request(self.alice).price, 7)
+        price.active = False
+        with self.assertRaises(ValidationFailed):
+            self.new_request(self.alice)
+        price.active = True
+        price.unlink()
+        self.assertIsNone(self.env["ai.generation.price"]._unit_price("external", "gpt-test"))
