@@ -22,6 +22,7 @@ import json
 import logging
 import ssl
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from typing import Any
 
 import requests.certs
 import requests.utils
-from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_delay
+from tenacity import RetryError, Retrying, retry_if_exception_type
 
 from worker.backoff import Backoff
 from worker.keepalive import KeepAlivePoster
@@ -148,18 +149,39 @@ class OdooReporter:
     def post(self, callback: Callback, *, patience: float | None = None) -> dict[str, Any]:
         """POST until Odoo settles it; OdooUnavailable after ``patience`` seconds (default: configured)."""
         patience = self.config.patience if patience is None else patience
+        started = time.monotonic()
+        try:
+            # the usual case, settled at the first try, builds no retry machinery: a Retrying is a
+            # cycle of ~20 objects that only the garbage collector frees (all of a job's cyclic garbage)
+            return self._post_once(callback)
+        except _Transient as exc:
+            first = exc
+        if patience <= 0 or self._stop.is_set():
+            raise OdooUnavailable(str(first)) from first
+        return self._post_retrying(callback, first, started + patience)
+
+    def _post_retrying(self, callback: Callback, first: _Transient, deadline: float) -> dict[str, Any]:
+        """Retries after a first failed try, as if tenacity had run from the start: the failure is its
+        attempt 1 (same numbering, waits and logs) and the patience counts from that try's start."""
+        replay = [first]
+
+        def attempt() -> dict[str, Any]:
+            if replay:
+                raise replay.pop()
+            return self._post_once(callback)
+
         retrying = Retrying(
             retry=retry_if_exception_type(_Transient),
             wait=Backoff(
                 self.config.backoff_initial, self.config.backoff_max, self.config.backoff_initial
             ).strategy(),
-            stop=stop_after_delay(patience) | (lambda _state: self._stop.is_set()),
+            stop=lambda _state: time.monotonic() >= deadline or self._stop.is_set(),
             sleep=self._stop.wait,  # a stopping worker does not sit out a backoff
             before_sleep=self._log_retry,
             reraise=False,
         )
         try:
-            return retrying(self._post_once, callback)
+            return retrying(attempt)
         except RetryError as exc:
             last = exc.last_attempt.exception()
             raise OdooUnavailable(str(last)) from last
