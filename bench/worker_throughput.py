@@ -1,7 +1,7 @@
 """Worker throughput, from one run on the local RabbitMQ (a throwaway vhost), printed as name=value lines.
 
 1. raw pika baseline: consume-and-ack of N small persistent messages (prefetch = the worker's in-flight
-   limit), the ceiling for any consumer on this broker;
+   limit), the ceiling for any consumer on this broker, and its CPU per message (this process);
 2. success path at 100 in flight: the real ``aigen-worker`` process (openai SDK) against a loopback fake AI
    that answers every request after 1 s; the ideal is 100 jobs/s (100 in flight / 1 s);
 3. failure path: the same worker against an instant 400 answer (progress + failure + notify callbacks per
@@ -9,6 +9,9 @@
 
 The fakes (AI and Odoo) run in this process, the worker in its own; its peak RSS is read from /proc.
 Job seconds are progress callback to outcome callback as Odoo sees them (the AI's share is 1 s).
+Worker CPU per job is the process's user + system time over the phase, divided by its jobs (wall time
+says little on a machine shared with other work); ``*_cpu_ratio_to_raw_pika_ack`` divides it by the raw
+consumer's CPU per message of step 1, a figure that moves with the machine's speed and load as well.
 Usage: python bench/worker_throughput.py [--jobs 1500] [--fail-jobs 2000] [--raw 5000]
 """
 
@@ -53,8 +56,9 @@ def wait_depth(channel, queue: str, depth: int, timeout: float = 120) -> None:
     raise RuntimeError(f"{queue} did not reach {depth} messages")
 
 
-def raw_consume_ack(vhost, count: int) -> float:
-    """Messages per second of a bare pika consumer with manual acks (prefetch IN_FLIGHT)."""
+def raw_consume_ack(vhost, count: int) -> tuple[float, float]:
+    """Messages per second of a bare pika consumer with manual acks (prefetch IN_FLIGHT), and its CPU
+    seconds per message."""
     conn = vhost.connect()
     channel = conn.channel()
     queue = "bench.raw"
@@ -64,7 +68,7 @@ def raw_consume_ack(vhost, count: int) -> float:
     wait_depth(channel, queue, count)
     channel.basic_qos(prefetch_count=IN_FLIGHT)
     seen = 0
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
 
     def on_message(ch, method, _props, _body):
         nonlocal seen
@@ -75,10 +79,10 @@ def raw_consume_ack(vhost, count: int) -> float:
 
     channel.basic_consume(queue, on_message)
     channel.start_consuming()
-    elapsed = time.monotonic() - started
+    elapsed, cpu = time.monotonic() - started, time.process_time() - cpu_started
     channel.queue_delete(queue)
     conn.close()
-    return count / elapsed
+    return count / elapsed, cpu / count
 
 
 def start_worker(vhost, odoo: FakeOdoo, openai_api: ai.FakeOpenAI, log_file) -> subprocess.Popen:
@@ -164,8 +168,9 @@ def main() -> int:
         openai_api.on("[fail]", ai.invalid_value("size"))
         openai_api.on("[warm]", ai.text("warm", delay=0.3))
 
-        raw = raw_consume_ack(vhost, args.raw)
+        raw, raw_cpu = raw_consume_ack(vhost, args.raw)
         print(f"raw_pika_consume_ack_msgs_per_s={raw:.1f}", flush=True)
+        print(f"raw_pika_consume_ack_cpu_ms_per_msg={raw_cpu * 1000:.3f}", flush=True)
 
         conn = vhost.connect()
         channel = conn.channel()
@@ -182,6 +187,7 @@ def main() -> int:
             worker_cpu = (cpu_seconds(worker.pid) - cpu_before) / args.jobs
             fakes_cpu = (time.process_time() - own_before) / args.jobs
             print(f"success_path_worker_cpu_ms_per_job={worker_cpu * 1000:.2f}", flush=True)
+            print(f"success_path_worker_cpu_ratio_to_raw_pika_ack={worker_cpu / raw_cpu:.1f}", flush=True)
             print(f"success_path_fakes_cpu_ms_per_job={fakes_cpu * 1000:.2f}", flush=True)
             print(f"throughput_100_inflight_jobs_per_s={rate:.1f}", flush=True)
             print(f"throughput_ratio_to_ideal={rate / IN_FLIGHT:.3f}", flush=True)
@@ -193,6 +199,7 @@ def main() -> int:
             worker_cpu = (cpu_seconds(worker.pid) - cpu_before) / args.fail_jobs
             fakes_cpu = (time.process_time() - own_before) / args.fail_jobs
             print(f"failure_path_worker_cpu_ms_per_job={worker_cpu * 1000:.2f}", flush=True)
+            print(f"failure_path_worker_cpu_ratio_to_raw_pika_ack={worker_cpu / raw_cpu:.1f}", flush=True)
             print(f"failure_path_fakes_cpu_ms_per_job={fakes_cpu * 1000:.2f}", flush=True)
             print(f"failure_path_jobs_per_s={fail_rate:.1f}", flush=True)
             print(f"failure_path_ratio_to_raw_pika={fail_rate / raw:.3f}", flush=True)
