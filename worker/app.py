@@ -62,6 +62,7 @@ class Worker:
                 secret,
                 timeout=config.callback_timeout,
                 patience=config.callback_patience,
+                concurrency=config.callback_concurrency,
             ),
             stop=self.abort,
         )

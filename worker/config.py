@@ -70,6 +70,12 @@ class WorkerConfig:
         "", "AIGEN_WORKER_SECRET_FILE", "File holding the secret (used when AIGEN_WORKER_SECRET is empty)."
     )
     callback_timeout: float = setting(10.0, "AIGEN_CALLBACK_TIMEOUT", "Seconds per callback HTTP request.")
+    callback_concurrency: int = setting(
+        16,
+        "AIGEN_CALLBACK_CONCURRENCY",
+        "Callbacks this process sends to Odoo at once; the others wait their turn (a burst of outcomes "
+        "must not take more of Odoo's database connections than it has).",
+    )
     callback_patience: float = setting(
         60.0,
         "AIGEN_CALLBACK_PATIENCE",
@@ -342,6 +348,8 @@ def load(args: argparse.Namespace | None = None, environ: Mapping[str, str] | No
     worker = WorkerConfig(**values.get("worker", {}))
     if worker.max_in_flight < 1:
         raise ConfigError("AIGEN_MAX_IN_FLIGHT must be at least 1")
+    if worker.callback_concurrency < 1:
+        raise ConfigError("AIGEN_CALLBACK_CONCURRENCY must be at least 1")
     sections = {}
     for section in SECTIONS:
         cls = section_class(section)

@@ -94,6 +94,7 @@ class ReporterConfig:
     secret: str = field(repr=False)
     timeout: float = 10.0
     patience: float = 60.0  # seconds of retrying one callback before the outcome is parked
+    concurrency: int = 16  # POSTs in progress at once, whatever the number of job threads
     backoff_initial: float = 0.5
     backoff_max: float = 10.0
 
@@ -122,6 +123,9 @@ class OdooReporter:
         self.base_url = config.base_url.rstrip("/")
         self._stop = stop or threading.Event()
         self._poster = _poster(config)
+        # Odoo serves each callback with a database connection (threaded Odoo: 64 by default, shared
+        # with the API's traffic); 128 job threads finishing at once would exhaust them
+        self._slots = threading.BoundedSemaphore(max(1, config.concurrency))
 
     def close(self) -> None:
         self._poster.close()
@@ -129,8 +133,10 @@ class OdooReporter:
     # -- one POST --------------------------------------------------------------------------------------
 
     def _post_once(self, callback: Callback) -> dict[str, Any]:
+        body = json.dumps(callback.body).encode()
         try:
-            response = self._poster.post(callback.path, json.dumps(callback.body).encode())
+            with self._slots:
+                response = self._poster.post(callback.path, body)
         except (http.client.HTTPException, OSError) as exc:
             raise _Transient(f"{callback.path}: {type(exc).__name__}: {exc}") from exc
         status = response.status
