@@ -172,6 +172,9 @@ function leave() {
 
 function showBusState(state) {
     document.body.dataset.bus = state;
+    if (document.body.dataset.offline === "true") {
+        return; // "the server cannot be reached" says more than the bus reconnecting behind it
+    }
     const texts = {
         reconnecting:
             "Live updates paused: reconnecting… Your requests are checked every few seconds meanwhile.",
