@@ -9,7 +9,6 @@ import contextlib
 import importlib.util
 import json
 import os
-import socket
 import sys
 import time
 import uuid
@@ -21,7 +20,7 @@ from aigen_pure import amqp
 
 from tests.support.odoo import free_port
 from tests.support.polling import wait_until
-from tests.support.rabbit import BrokerProxy, throwaway_vhost
+from tests.support.rabbit import BrokerProxy, hung_broker, throwaway_vhost
 
 BROKER_DIR = Path(__file__).resolve().parents[2] / "addons" / "ai_generation" / "broker"
 
@@ -73,18 +72,6 @@ def drain(vhost):
 
 def unique_name(label):
     return f"aigen-test-{label}-{uuid.uuid4().hex[:8]}"
-
-
-@contextlib.contextmanager
-def black_hole():
-    """A port that accepts TCP connections and never says a word: a broker that hangs."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/%2F"
-    finally:
-        listener.close()
 
 
 def test_one_connection_serves_many_publishes(vhost):
@@ -226,7 +213,7 @@ def test_the_thread_publishes_everything_submitted_over_one_connection(vhost):
 
 def test_submit_returns_at_once_while_the_broker_hangs_and_a_full_queue_refuses():
     results = []
-    with black_hole() as url:
+    with hung_broker() as url:
         thread = broker.BackgroundPublisher(
             publish_all(results), publisher=broker.Publisher(url, timeout=2), maxsize=3
         )

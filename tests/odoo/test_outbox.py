@@ -3,10 +3,8 @@
 A real Odoo server on a committed database and the real broker, in a throwaway vhost.
 """
 
-import contextlib
 import json
 import re
-import socket
 import time
 
 import pytest
@@ -18,7 +16,7 @@ import aigen_contracts
 from tests.odoo.setup_scripts import ROLLED_BACK_REQUEST, SETUP
 from tests.support.odoo import OdooServer, free_port, json_lines, psql, require_odoo, throwaway_database
 from tests.support.polling import wait_until
-from tests.support.rabbit import throwaway_vhost
+from tests.support.rabbit import hung_broker, throwaway_vhost
 
 pytestmark = [pytest.mark.odoo, pytest.mark.slow]
 
@@ -106,18 +104,6 @@ def test_outbox_publishes_once_the_broker_is_back_and_never_a_rolled_back_reques
 
 
 # ------------------------------------------------------------------------ issue 8: off the request path
-@contextlib.contextmanager
-def hung_broker():
-    """A port that accepts TCP and never answers: connecting costs the whole 5 s AMQP timeout."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    try:
-        yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/%2F"
-    finally:
-        listener.close()
-
-
 def error_lines(log):
     return [line for line in log.splitlines() if re.match(r"^\S+ \S+ \d+ (ERROR|CRITICAL) ", line)]
 

@@ -55,3 +55,13 @@ def nginx_required():
 
 def start_gateway(odoo: str, **kwargs) -> gateway.Gateway:
     return gateway.Gateway(odoo=odoo, **kwargs).start()
+
+
+@pytest.fixture(scope="module")
+def odoo():
+    """A stand-in Odoo that records every request reaching it (tests/stack/rawhttp.py)."""
+    from tests.stack.rawhttp import RecordingOdoo  # rawhttp builds on this module's EchoOdoo
+
+    recorder = RecordingOdoo()
+    yield recorder
+    recorder.stop()

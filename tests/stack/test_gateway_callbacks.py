@@ -10,7 +10,7 @@ import pytest
 
 from tests.stack.conftest import start_gateway
 from tests.stack.facts import addon_routes
-from tests.stack.rawhttp import RecordingOdoo, request
+from tests.stack.rawhttp import request
 
 pytestmark = pytest.mark.usefixtures("nginx_required")
 
@@ -58,13 +58,6 @@ def spellings(path: str) -> dict[str, str]:
 
 
 VARIANTS = [(route, name, target) for route in CALLBACKS for name, target in spellings(route).items()]
-
-
-@pytest.fixture(scope="module")
-def odoo():
-    recorder = RecordingOdoo()
-    yield recorder
-    recorder.stop()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from devstack import gateway
 from devstack.ports import free_port
 from tests.stack.conftest import start_gateway
 from tests.stack.facts import REPO
-from tests.stack.rawhttp import RecordingOdoo, request, send
+from tests.stack.rawhttp import request, send
 
 pytestmark = pytest.mark.usefixtures("nginx_required")
 
@@ -48,13 +48,6 @@ def assert_api_error(answer, status: int, code: str) -> None:
     body = answer.json()
     jsonschema.validate(body, ERROR_SCHEMA)
     assert body["error"]["code"] == code
-
-
-@pytest.fixture(scope="module")
-def odoo():
-    recorder = RecordingOdoo()
-    yield recorder
-    recorder.stop()
 
 
 @pytest.fixture(scope="module")

@@ -141,3 +141,16 @@ class BrokerProxy:
         finally:
             with contextlib.suppress(OSError):
                 dst.shutdown(socket.SHUT_WR)
+
+
+@contextmanager
+def hung_broker() -> Iterator[str]:
+    """An AMQP URL whose port accepts TCP connections and never says a word: a broker that hangs
+    (connecting costs the client its whole timeout)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    try:
+        yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/%2F"
+    finally:
+        listener.close()
