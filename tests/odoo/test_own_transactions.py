@@ -102,3 +102,39 @@ def test_a_func_that_returns_nothing_still_commits_its_orm_writes():
         odoo.shell(db, setup)
         rid = json_lines(odoo.shell(db, WRITE_AND_FORGET))[-1]["uuid"]
         assert psql(db, f"SELECT attempt FROM ai_generation_request WHERE uuid = '{rid}'") == [["7"]]
+
+
+HOOK_FAILS_AFTER_COMMIT = """
+import json
+from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
+from odoo.addons.ai_generation.pure.validation import GenerationInput
+user = env["res.users"].search([("login", "=", "ai_alice")])
+gen = GenerationInput("external", "gpt-test", "text", "a poem", {})
+
+
+def create_then_a_hook_fails(own_env):
+    _status, body, _ = own_env["ai.generation.request"]._api_create(user.with_env(own_env), gen)
+
+    def broken_hook():
+        raise RuntimeError("the bus has no free connection")
+
+    own_env.cr.postcommit.add(broken_hook)
+    return body
+
+
+body = run_in_own_transaction(env, create_then_a_hook_fails)  # no exception: the work is committed
+print(json.dumps({"uuid": body["request_id"]}))
+"""
+
+
+def test_a_post_commit_hook_failing_does_not_turn_committed_work_into_an_error():
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        setup = SETUP.format(
+            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", secret=SECRET, price=3, credits=30
+        )
+        odoo.shell(db, setup)
+        rid = json_lines(odoo.shell(db, HOOK_FAILS_AFTER_COMMIT))[-1]["uuid"]
+        assert psql(db, f"SELECT state, price FROM ai_generation_request WHERE uuid = '{rid}'") == [
+            ["queued", "3"]
+        ]

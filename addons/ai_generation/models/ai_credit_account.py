@@ -7,6 +7,7 @@ from odoo.exceptions import AccessError, UserError
 from ..pure.errors import InsufficientCredits
 
 _logger = logging.getLogger(__name__)
+MAX_CREDITS = 2**31 - 1  # the columns are PostgreSQL integers: refused with a message, not an overflow
 _WRITE_KEY = "ai_generation_account_write"
 _WRITE_SENTINEL = object()  # only this module holds it: no RPC context can carry it
 
@@ -109,6 +110,7 @@ class AiCreditAccount(models.Model):
         Raises InsufficientCredits when a new hold would exceed the available credits.
         """
         self.ensure_one()
+        reason = (reason or "").strip()
         if not reason:
             raise UserError(_("Every ledger line needs a reason."))
         cr = self.env.cr
@@ -117,6 +119,8 @@ class AiCreditAccount(models.Model):
         new_balance, new_held = balance + amount, held + hold_amount
         if new_held < 0:
             raise UserError(_("Releasing more credits than are held is a bug (account %s).", self.id))
+        if max(new_balance, new_held) > MAX_CREDITS:
+            raise UserError(_("An account holds at most %s credits.", MAX_CREDITS))
         if new_balance < new_held:
             raise InsufficientCredits(
                 f"Not enough credits: {balance - held} available, {hold_amount - amount} needed.",

@@ -916,6 +916,9 @@ class AiGenerationRequest(models.Model):
     def action_cancel(self):
         """Cancel unfinished requests (managers): holds released, owners told."""
         self._check_manager()
+        finished = self.sudo().filtered(lambda r: states.is_terminal(r.state))
+        if finished:  # checked for all first: no half-cancelled selection (each is checked again locked)
+            raise UserError(_("Already finished, nothing cancelled: %s", ", ".join(finished.mapped("uuid"))))
         for request in self.sudo():
             call_in_own_transaction(self.sudo(), "_cancel_one", request.uuid)
         self.invalidate_recordset()

@@ -25,6 +25,6 @@ class ResUsers(models.Model):
         # a new user of a company with welcome credits gets them once, in the same transaction
         for user in users:
             credits = user.company_id.ai_welcome_credits
-            if credits > 0 and not user._is_public():
+            if credits > 0 and user.active and not user._is_public():
                 self.env["ai.credit.account"].sudo()._open_for_user(user)._grant_welcome(credits)
         return users

@@ -23,7 +23,7 @@ import threading
 import time
 
 from odoo.modules import module as odoo_module
-from psycopg2.extensions import TransactionRollbackError
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TransactionRollbackError
 
 _logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def run_in_own_transaction(env, func, *args, **kwargs):
             result = func(env, *args, **kwargs)
             # the commit flushes only environments still alive (a WeakSet): flush this one now
             env.flush_all()
-            cr.commit()  # pylint: disable=invalid-commit
+            _commit(cr)
             return result
         except TransactionRollbackError as exc:
             cr.rollback()
@@ -80,6 +80,20 @@ def run_in_own_transaction(env, func, *args, **kwargs):
         finally:
             setattr(cr, _IN_OWN_TRANSACTION, False)
     raise AssertionError("unreachable")
+
+
+def _commit(cr):
+    """Commit; a post-commit hook (the bus NOTIFY, the publisher hand-off) failing once PostgreSQL has
+    committed is logged, not raised: answering an error for committed work would make a client retry
+    it. What such a hook did not do is done later (the outbox cron, the bus rows)."""
+    try:
+        cr.commit()  # pylint: disable=invalid-commit
+    except Exception as exc:
+        if cr._cnx.info.transaction_status != TRANSACTION_STATUS_IDLE:
+            raise  # the COMMIT itself (or what precedes it) failed: nothing was committed
+        cr.postcommit.clear()
+        _logger.warning("committed; a post-commit hook failed: %s: %s", type(exc).__name__, exc)
+        _logger.debug("the post-commit hook's traceback", exc_info=True)
 
 
 def call_in_own_transaction(records, method_name, *args, **kwargs):

@@ -3,6 +3,7 @@
 grant from the user), a request form that shows what happened, reports whose measures add up."""
 
 from lxml import etree
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import Form, new_test_user, tagged
 from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
@@ -140,3 +141,50 @@ class TestBackOffice(AiGenerationCase):
         self.env.invalidate_all()
         account = self.account(self.alice)
         self.assertEqual(str(account.last_movement), "2026-01-02 03:04:05")
+
+    # ------------------------------------------------------------------ found by the attack review
+    def test_the_wizard_shows_no_charge_of_a_request_the_caller_cannot_read(self):
+        self.grant(self.bob, 10)
+        bobs = self.new_request(self.bob)
+        self.callback("result", bobs, output="ok")
+        Wizard = self.env["ai.credit.operation.wizard"]
+        with self.assertRaises(AccessError):
+            Wizard.with_user(self.alice).onchange(
+                {"request_id": bobs.id}, ["request_id"], {"credits_charged": {}}
+            )
+        answer = Wizard.with_user(self.manager).onchange(
+            {"request_id": bobs.id}, ["request_id"], {"credits_charged": {}}
+        )
+        self.assertEqual(answer["value"]["credits_charged"], bobs.credits_charged)
+
+    def test_the_wizard_refuses_odd_targets_and_amounts(self):
+        Wizard = self.env["ai.credit.operation.wizard"].with_user(self.manager)
+        self.grant(self.alice, 10)
+        alice_account = self.account(self.alice)
+        public = self.env.ref("base.public_user")
+        cases = {
+            "public user": {"user_id": public.id},
+            "superuser": {"user_id": self.env.ref("base.user_root").id},
+            "account of another user": {"account_id": alice_account.id, "user_id": self.bob.id},
+            "blank reason": {"account_id": alice_account.id, "reason": "   "},
+            "a balance beyond an integer column": {"account_id": alice_account.id, "credits": 2**31 - 1},
+        }
+        for name, values in cases.items():
+            with self.subTest(name), self.assertRaises(UserError):
+                Wizard.create({"operation": "grant", "credits": 5, "reason": "x", **values}).action_apply()
+        self.assertEqual(self.account(self.alice).balance, 10)
+        self.assertFalse(self.env["ai.credit.account"].sudo()._find_for_user(public))
+        self.assertLedgerInvariant()
+
+    def test_no_welcome_credits_for_an_inactive_user(self):
+        self.env.company.ai_welcome_credits = 25
+        archived = new_test_user(self.env, login="ai_archived", groups="base.group_user", active=False)
+        self.assertFalse(self.env["ai.credit.account"].sudo()._find_for_user(archived))
+
+    def test_cancel_is_all_or_nothing_for_a_selection(self):
+        self.grant(self.alice, 20)
+        first, done, last = (self.new_request(self.alice) for _ in range(3))
+        self.callback("result", done, output="ok")
+        with self.assertRaisesRegex(UserError, "nothing cancelled"):
+            (first | done | last).with_user(self.manager).action_cancel()
+        self.assertEqual((first.state, last.state), ("queued", "queued"))

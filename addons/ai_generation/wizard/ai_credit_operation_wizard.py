@@ -23,7 +23,8 @@ class AiCreditOperationWizard(models.TransientModel):
         help="Whose credits: the account is opened with this grant when the user has none yet.",
     )
     request_id = fields.Many2one("ai.generation.request")
-    credits_charged = fields.Integer(related="request_id.credits_charged")
+    # read as the caller: onchange answers any logged-in user, and a related field reads as superuser
+    credits_charged = fields.Integer(related="request_id.credits_charged", compute_sudo=False)
     credits = fields.Integer(
         required=True, help="Whole credits. An adjustment may be negative; it never goes below what is held."
     )
@@ -48,6 +49,11 @@ class AiCreditOperationWizard(models.TransientModel):
             self.request_id._refund(self.credits, self.reason)
             target = self.request_id
         else:
+            if self.account_id and self.user_id and self.account_id.user_id != self.user_id:
+                raise UserError(_("The account and the user do not match: choose one of them."))
+            owner = self.user_id or self.account_id.user_id
+            if owner and (not owner.active or owner._is_public() or owner._is_superuser()):
+                raise UserError(_("Credits are for active users: %s cannot hold any.", owner.display_name))
             account = self.account_id or self.env["ai.credit.account"].sudo()._find_for_user(self.user_id)
             try:
                 if account:
