@@ -7,7 +7,6 @@ forked child as Odoo's prefork workers are.
 
 import contextlib
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from aigen_pure import amqp
 
 from tests.support.odoo import free_port
 from tests.support.polling import wait_until
-from tests.support.rabbit import BrokerProxy, hung_broker, throwaway_vhost
+from tests.support.rabbit import BrokerProxy, drain, hung_broker, throwaway_vhost
 
 BROKER_DIR = Path(__file__).resolve().parents[2] / "addons" / "ai_generation" / "broker"
 
@@ -53,21 +52,6 @@ def job(prompt="a haiku"):
     return amqp.build_message(
         str(uuid.uuid4()), "external", "gpt-test", "text", prompt, {}, 1, now + timedelta(minutes=15), now
     )
-
-
-def drain(vhost):
-    """[(properties, body)] of every message now in the jobs queue."""
-    connection = vhost.connect()
-    try:
-        channel = connection.channel()
-        messages = []
-        while True:
-            method, properties, body = channel.basic_get(broker.topology.QUEUE, auto_ack=True)
-            if method is None:
-                return messages
-            messages.append((properties, json.loads(body)))
-    finally:
-        connection.close()
 
 
 def unique_name(label):

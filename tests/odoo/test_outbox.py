@@ -16,7 +16,7 @@ import aigen_contracts
 from tests.odoo.setup_scripts import ROLLED_BACK_REQUEST, SETUP
 from tests.support.odoo import OdooServer, free_port, json_lines, psql, require_odoo, throwaway_database
 from tests.support.polling import wait_until
-from tests.support.rabbit import hung_broker, throwaway_vhost
+from tests.support.rabbit import drain, hung_broker, throwaway_vhost
 
 pytestmark = [pytest.mark.odoo, pytest.mark.slow]
 
@@ -26,21 +26,6 @@ BODY = {"backend": "external", "model": "gpt-test", "prompt": "a haiku", "params
 
 def state_of(db, request_id):
     return psql(db, f"SELECT state, dispatch_state FROM ai_generation_request WHERE uuid = '{request_id}'")
-
-
-def drain(vhost):
-    """Every message now in the jobs queue: [(properties, body)]."""
-    connection = vhost.connect()
-    try:
-        channel = connection.channel()
-        messages = []
-        while True:
-            method, properties, body = channel.basic_get(QUEUE, auto_ack=True)
-            if method is None:
-                return messages
-            messages.append((properties, json.loads(body)))
-    finally:
-        connection.close()
 
 
 def test_outbox_publishes_once_the_broker_is_back_and_never_a_rolled_back_request():

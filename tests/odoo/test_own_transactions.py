@@ -93,15 +93,22 @@ print(json.dumps({"uuid": body["request_id"]}))
 """
 
 
-def test_a_func_that_returns_nothing_still_commits_its_orm_writes():
+def run_script(script, query):
+    """``script`` in odoo-bin shell on a prepared database (it prints {"uuid": ...}); ``query``'s rows
+    for that request (``{uuid}`` in it)."""
     odoo = require_odoo()
     with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
         setup = SETUP.format(
             amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", secret=SECRET, price=3, credits=30
         )
         odoo.shell(db, setup)
-        rid = json_lines(odoo.shell(db, WRITE_AND_FORGET))[-1]["uuid"]
-        assert psql(db, f"SELECT attempt FROM ai_generation_request WHERE uuid = '{rid}'") == [["7"]]
+        rid = json_lines(odoo.shell(db, script))[-1]["uuid"]
+        return psql(db, query.format(uuid=rid))
+
+
+def test_a_func_that_returns_nothing_still_commits_its_orm_writes():
+    query = "SELECT attempt FROM ai_generation_request WHERE uuid = '{uuid}'"
+    assert run_script(WRITE_AND_FORGET, query) == [["7"]]
 
 
 HOOK_FAILS_AFTER_COMMIT = """
@@ -128,13 +135,5 @@ print(json.dumps({"uuid": body["request_id"]}))
 
 
 def test_a_post_commit_hook_failing_does_not_turn_committed_work_into_an_error():
-    odoo = require_odoo()
-    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
-        setup = SETUP.format(
-            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F", secret=SECRET, price=3, credits=30
-        )
-        odoo.shell(db, setup)
-        rid = json_lines(odoo.shell(db, HOOK_FAILS_AFTER_COMMIT))[-1]["uuid"]
-        assert psql(db, f"SELECT state, price FROM ai_generation_request WHERE uuid = '{rid}'") == [
-            ["queued", "3"]
-        ]
+    query = "SELECT state, price FROM ai_generation_request WHERE uuid = '{uuid}'"
+    assert run_script(HOOK_FAILS_AFTER_COMMIT, query) == [["queued", "3"]]

@@ -7,6 +7,7 @@ other people's connections: every name is scoped by our vhost.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import subprocess
 import threading
@@ -154,3 +155,18 @@ def hung_broker() -> Iterator[str]:
         yield f"amqp://guest:guest@127.0.0.1:{listener.getsockname()[1]}/%2F"
     finally:
         listener.close()
+
+
+def drain(vhost: Vhost, queue: str = "ai.generation.jobs") -> list[tuple[pika.BasicProperties, dict]]:
+    """Every message now in ``queue`` (the jobs queue by default), taken off it: [(properties, body)]."""
+    connection = vhost.connect()
+    try:
+        channel = connection.channel()
+        messages = []
+        while True:
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return messages
+            messages.append((properties, json.loads(body)))
+    finally:
+        connection.close()
