@@ -12,4 +12,5 @@ from . import (
     res_config_settings,
     res_config_settings_cors,
     res_users,
+    res_users_apikeys,
 )

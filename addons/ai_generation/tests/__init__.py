@@ -1,5 +1,6 @@
 from . import (
     test_alerts,
+    test_api_keys,
     test_back_office,
     test_bus_updates,
     test_callbacks,

@@ -152,6 +152,9 @@ class RpcSurfaceMixin(AiGenerationMixin):
             .create({"operation": "refund", "request_id": succeeded.id, "credits": 1, "reason": "rpc"})
         )
         settings = self.env["res.config.settings"].with_user(self.admin).create({})
+        # the addon overrides the API key check (res.users.apikeys, and auth_totp.device inherits it)
+        self.env["res.users.apikeys"].with_user(self.alice).sudo()._generate(None, "rpc-surface", None)
+        self.env["auth_totp.device"].with_user(self.alice).sudo()._generate("browser", "rpc-surface", None)
         self.env.flush_all()
         self.targets = {
             "running": running,
