@@ -6,6 +6,7 @@ from . import (
     ai_generation_idempotency,
     ai_generation_price,
     ai_generation_request,
+    bus_bus,
     ir_config_parameter,
     ir_http,
     res_company,

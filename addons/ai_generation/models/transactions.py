@@ -14,7 +14,7 @@ order (request, then account), work done, committed before the caller answers. T
 transaction only reads.
 
 While tests run (one test cursor for the whole test, which must not commit) and while the module is
-installed (its demo data), a savepoint in the caller's cursor stands in: see _may_commit_apart.
+installed (its demo data), a savepoint in the caller's cursor stands in: see may_commit_apart.
 """
 
 import logging
@@ -33,7 +33,7 @@ MAX_TRIES = 3
 _IN_OWN_TRANSACTION = "_ai_generation_own_transaction"  # set on a cursor while one runs
 
 
-def _may_commit_apart(registry):
+def may_commit_apart(registry):
     """False while tests run (their cursor must not commit: Odoo's runner and pytest-odoo both mark
     the thread ``testing``) and while the module is being installed or
     updated (its demo data calls the same code, and a new cursor would not see the new tables yet)."""
@@ -51,7 +51,7 @@ def run_in_own_transaction(env, func, *args, **kwargs):
     error raised. Inside another own transaction (already READ COMMITTED and atomic) ``func`` just runs.
     """
     registry = env.registry
-    if not _may_commit_apart(registry):
+    if not may_commit_apart(registry):
         with env.cr.savepoint():
             return func(env, *args, **kwargs)
     cr = env.cr
