@@ -147,6 +147,10 @@ class AiCreditAccount(models.Model):
                     "reason": reason,
                     "request_id": request.id if request else False,
                     "is_welcome": welcome,
+                    # the stored related fields, known here: no second UPDATE to compute them
+                    "user_id": self.user_id.id,
+                    "backend": request.backend if request else False,
+                    "error_type": request.error_type if request else False,
                 }
             )
         )

@@ -236,6 +236,7 @@ class AiGenerationRequest(models.Model):
             .create(
                 {
                     "user_id": user.id,
+                    "company_id": user.company_id.id,  # stored related, known here: no second UPDATE
                     "backend": gen.backend,
                     "ai_model": gen.model,
                     "task": gen.task,
@@ -251,7 +252,7 @@ class AiGenerationRequest(models.Model):
         if price:
             account._hold(request, price)
         request._schedule_dispatch()
-        request._notify_owner()  # accepted: every tab of the owner learns of it
+        request._notify_owner(account)  # accepted: every tab of the owner learns of it
         body = request._api_accepted_body()
         if idempotency_key:
             Idempotency.create(
@@ -343,12 +344,12 @@ class AiGenerationRequest(models.Model):
             "status_url": self._status_url(),
         }
 
-    def _bus_payload(self):
+    def _bus_payload(self, account=None):
         """What the owner's clients render without a second call (schemas/bus_update.json).
 
         Shares its fields with ``_api_body``; adds the event, the owner's credits after the change and
         the result itself when it is small (BUS_RESULT_LIMIT), otherwise ``result_included`` is false
-        and the client reads it with GET ``status_url``.
+        and the client reads it with GET ``status_url``. ``account`` is the owner's, when the caller has it.
         """
         self.ensure_one()
         body = self._api_body()
@@ -356,7 +357,8 @@ class AiGenerationRequest(models.Model):
         for private in ("prompt", "params", "attempt", "deadline"):
             body.pop(private)
         body["prompt_preview"] = _preview(self.prompt)
-        account = self.env["ai.credit.account"].sudo()._find_for_user(self.user_id)
+        if account is None:
+            account = self.env["ai.credit.account"].sudo()._find_for_user(self.user_id)
         included = result is not None and _json_size(result) <= BUS_RESULT_LIMIT
         body.update(
             event=BUS_EVENTS[self.state],
@@ -367,13 +369,13 @@ class AiGenerationRequest(models.Model):
         )
         return body
 
-    def _notify_owner(self):
+    def _notify_owner(self, account=None):
         """Tell the owner on the bus (type ai_generation/update); the same text stays on the request.
 
         Called once per change the owner cares about (accepted, running, succeeded, failed, cancelled);
         a later /notify that changes the failure's wording sends a replacement for the same status."""
         for request in self:
-            request.user_id._bus_send(BUS_TYPE, request._bus_payload())
+            request.user_id._bus_send(BUS_TYPE, request._bus_payload(account))
 
     # ------------------------------------------------------------------ dispatch (outbox)
     def _schedule_dispatch(self):
