@@ -6,8 +6,11 @@ import json
 import logging
 import os
 import select
+import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -154,3 +157,43 @@ def test_a_forked_child_starts_its_own_notifier(channel):
     os.waitpid(pid, 0)
     assert answer == f"True {pid} True"
     assert parent.alive
+
+
+EXIT_SCRIPT = r"""
+import importlib.util, sys, time
+from pathlib import Path
+pure = Path(sys.argv[1])
+spec = importlib.util.spec_from_file_location("aigen_pure", pure / "__init__.py",
+                                              submodule_search_locations=[str(pure)])
+module = importlib.util.module_from_spec(spec)
+sys.modules["aigen_pure"] = module
+spec.loader.exec_module(module)
+from aigen_pure.bus_notifier import bus_notifier
+
+class Connection:
+    def cursor(self):
+        return self
+    def __enter__(self):
+        return self
+    def __exit__(self, *exc):
+        return False
+    def close(self):
+        pass
+
+def notify(cursor, payload):
+    time.sleep(0.3)  # a NOTIFY's round trip, made long
+    with open(sys.argv[2], "a") as out:
+        out.write(payload + "\n")
+
+assert bus_notifier(Connection, lambda channels: [",".join(channels)], notify).submit(["last"])
+sys.exit(0)  # a prefork worker leaves like this after its last request (limit_request, memory limits)
+"""
+
+
+def test_what_was_handed_over_is_sent_before_the_process_exits(tmp_path):
+    # Odoo's own hook sends the NOTIFY before the request returns; handed to a daemon thread, the last
+    # request's wake-up must not die with a worker that exits right after it (recycled worker, shutdown)
+    pure = Path(notifier_module.__file__).resolve().parent
+    sent = tmp_path / "sent"
+    subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(pure), str(sent)], check=True, timeout=60)
+    assert sent.exists() and sent.read_text().split() == ["last"]

@@ -12,6 +12,7 @@ needs to know which channels to wake, and it reads the messages themselves from 
 Odoo-free: the caller gives the connection factory, the bus's payload splitter and the statement.
 """
 
+import atexit
 import logging
 import os
 import queue
@@ -21,6 +22,7 @@ import time
 _logger = logging.getLogger(__name__)
 
 DEFAULT_MAXSIZE = 10000
+EXIT_WAIT_SECONDS = 5  # at the process's exit, how long what is still queued may take to be sent
 
 
 class BusNotifier:
@@ -136,4 +138,14 @@ def _forget_parent_notifier():
     _lock = threading.Lock()
 
 
+def _send_the_rest_at_exit():
+    # a daemon thread dies with the process: a prefork worker leaving after its last request
+    # (limit_request, memory limits) or a server shutting down would drop the wake-ups still queued,
+    # which Odoo's own hook had sent before the request returned. atexit runs while daemon threads still do.
+    instance = _instance
+    if instance is not None and instance.alive and not instance.wait_idle(EXIT_WAIT_SECONDS):
+        _logger.warning("bus notifications still queued at exit were not sent")
+
+
 os.register_at_fork(after_in_child=_forget_parent_notifier)
+atexit.register(_send_the_rest_at_exit)
