@@ -12,6 +12,7 @@ from . import (
     test_portal,
     test_rpc_surface,
     test_security,
+    test_stored_values,
     test_translations,
     test_views,
     test_worker_secret,

@@ -81,3 +81,20 @@ class TestApiKeys(AiGenerationCase):
         )
         self.assertEqual(self.check(scoped, scope="other-scope"), (self.alice.id, 1))
         self.assertEqual(self.check(scoped, scope="rpc"), (None, 0))
+
+    def test_a_totp_device_key_stays_in_its_scope_and_table(self):
+        # auth_totp.device inherits the override: its own table, its own scope
+        Device = self.env["auth_totp.device"].sudo()
+        device_key = Device.with_user(self.alice).sudo()._generate("browser", "device", None)
+        api_key = self.env["res.users.apikeys"].with_user(self.alice).sudo()._generate(None, "api", None)
+        for _ in range(2):  # the second time from what this process remembered
+            self.assertEqual(Device._check_credentials(scope="browser", key=device_key), self.alice.id)
+            self.assertIsNone(Device._check_credentials(scope="rpc", key=device_key))
+            self.assertIsNone(
+                self.env["res.users.apikeys"].sudo()._check_credentials(scope="browser", key=device_key)
+            )
+            self.assertIsNone(Device._check_credentials(scope="browser", key=api_key))
+            self.assertEqual(
+                self.env["res.users.apikeys"].sudo()._check_credentials(scope="rpc", key=api_key),
+                self.alice.id,
+            )
