@@ -197,3 +197,26 @@ def test_what_was_handed_over_is_sent_before_the_process_exits(tmp_path):
     sent = tmp_path / "sent"
     subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(pure), str(sent)], check=True, timeout=60)
     assert sent.exists() and sent.read_text().split() == ["last"]
+
+
+def test_a_hand_over_that_cannot_be_sent_does_not_stop_the_thread(channel, caplog):
+    listener, connect = Listener(channel), CountingConnect()
+
+    def payloads(channels):
+        if "poison" in channels:
+            raise ValueError("cannot encode this channel")
+        return [json.dumps(channels)]
+
+    def notify(cursor, payload):
+        cursor.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    notifier = BusNotifier(connect, payloads, notify)
+    try:
+        with caplog.at_level(logging.ERROR):
+            notifier.submit(["poison"])
+            assert notifier.wait_idle(10)
+        assert notifier.failed == 1 and notifier.alive
+        notifier.submit(["healthy"])
+        wait_until(lambda: "healthy" in listener.channels(), 10, "a wake-up after the failed one")
+    finally:
+        listener.close()

@@ -14,9 +14,13 @@ _CHANNELS_KEY = "bus.bus.channels"  # the key bus.bus keeps the channels to wake
 _NOTIFY = pgsql.SQL("SELECT {}('imbus', %s)").format(pgsql.Identifier(ODOO_NOTIFY_FUNCTION))
 
 
+# a server that stops answering without closing the socket must not hold the wake-ups for long
+_KEEPALIVE = {"connect_timeout": 10, "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10}
+
+
 def _connect():
     _name, info = sql_db.connection_info_for("postgres")
-    connection = psycopg2.connect(**info)
+    connection = psycopg2.connect(**{**_KEEPALIVE, **info})
     connection.autocommit = True
     return connection
 

@@ -75,6 +75,10 @@ class BusNotifier:
             try:
                 # one wake-up for everything waiting, each channel once, in the order first handed over
                 self._send(list(dict.fromkeys(channel for channels in batch for channel in channels)))
+            except Exception:
+                # nothing handed over may stop the thread: the next wake-ups must still go out
+                self.failed += 1
+                _logger.exception("bus notification for %d hand-over(s) not sent", len(batch))
             finally:
                 for _item in batch:
                     self._queue.task_done()
