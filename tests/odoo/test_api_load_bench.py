@@ -99,3 +99,45 @@ def test_quick_bench_measures_every_phase_in_both_modes():
         assert values[f"{mode}_post_hot_user_non_202"] == "0"
     assert float(values["client_ceiling_post_rps"]) > 0
     assert int(values["serialization_failures_total"]) >= 0 and int(values["error_lines_total"]) >= 0
+
+
+def _profile_module():
+    spec = importlib.util.spec_from_file_location("bench_profile_post", BENCH / "profile_post.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_profile_shares_count_each_frame_once_per_stack():
+    profile = _profile_module()
+    folded = (
+        "run (serving.py:10);create (api.py:5);create (models.py:7);create (models.py:7) 3\n"
+        "run (serving.py:10);commit (sql_db.py:480) 1\n"
+        "not a stack line\n"
+    )
+    total, seen = profile.inclusive_shares(folded)
+    assert total == 4
+    assert seen["run (serving.py:10)"] == 4
+    assert seen["create (models.py:7)"] == 3  # recursion is not counted twice
+    assert profile.short("create (/opt/odoo/odoo/models.py:4975)") == "models.py:create"
+
+
+@pytest.mark.odoo
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_profile_post_measures_the_cpu_of_a_post():
+    require_odoo()
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "profile_post.py"), "--no-spy", "--seconds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert float(values["post_rps"]) > 0
+    assert float(values["odoo_cpu_ms_per_post"]) > 0

@@ -1,0 +1,118 @@
+"""Where a POST /api/v1/generations spends Odoo's CPU: py-spy on a threaded Odoo under wrk load.
+
+The same stack as bench/api_load.py (a throwaway database with the addon and 16 bench users, a throwaway
+vhost, no worker), then ``py-spy record`` on the Odoo process while wrk posts from 16 users. Prints the
+top frames by inclusive share of the samples, as ``name=value`` lines with the addon's and Odoo's own
+functions named ``file:function``; ``--raw FILE`` keeps py-spy's collapsed stacks for a flame graph.
+Also prints ``odoo_cpu_ms_per_post``: the CPU of Odoo's processes over the POSTs wrk got answered.
+``--samples`` chooses what py-spy counts: ``gil`` (the thread holding the GIL: CPU), ``active`` or
+``idle`` (every thread, waits included: where the request threads wait).
+Usage: python bench/profile_post.py [--seconds 20] [--samples gil|active|idle] [--raw FILE] [--top 40]
+       python bench/profile_post.py --no-spy   # only post_rps and odoo_cpu_ms_per_post
+Needs py-spy (pip install py-spy) and ptrace rights on the Odoo process (root, or ptrace_scope 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import api_stack  # noqa: E402
+from load_client import run_wrk, wrk_binary  # noqa: E402
+
+from tests.support.odoo import find_odoo, throwaway_database  # noqa: E402
+from tests.support.rabbit import throwaway_vhost  # noqa: E402
+
+CREATE = "/api/v1/generations"
+SPY_MODES = {"gil": ["--gil"], "active": [], "idle": ["--idle"]}
+
+
+def inclusive_shares(folded: str) -> tuple[int, collections.Counter]:
+    """Samples in all, and per frame the samples whose stack holds it (once per stack)."""
+    total, seen = 0, collections.Counter()
+    for line in folded.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack.split(";")):
+            seen[frame] += int(count)
+    return total, seen
+
+
+def short(frame: str) -> str:
+    """``function (path/to/file.py:12)`` as ``file.py:function``."""
+    name, _, where = frame.partition(" (")
+    return f"{Path(where.split(':')[0]).name}:{name}" if where else name
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--raw", type=Path, help="keep py-spy's collapsed stacks here")
+    parser.add_argument(
+        "--samples",
+        default="gil",
+        choices=sorted(SPY_MODES),
+        help="gil: what holds the GIL (CPU); active: threads not idle; idle: every thread, waits included",
+    )
+    parser.add_argument("--no-spy", action="store_true", help="only the CPU per POST, without py-spy")
+    parser.add_argument("--mode", default="threaded", choices=["threaded", "prefork"])
+    parser.add_argument("--python-path", type=Path, help="first on Odoo's PYTHONPATH (a sitecustomize)")
+    args = parser.parse_args(argv)
+    beside = Path(sys.executable).with_name("py-spy")  # installed in this virtualenv, not on PATH
+    odoo, py_spy = find_odoo(), shutil.which("py-spy") or (str(beside) if beside.exists() else None)
+    if odoo is None or wrk_binary() is None or (py_spy is None and not args.no_spy):
+        print("needs Odoo 18.0 (AIGEN_ODOO_HOME), wrk and py-spy (pip install py-spy)", file=sys.stderr)
+        return 2
+    with (
+        tempfile.TemporaryDirectory(prefix="aigen-profile-") as tmp,
+        throwaway_vhost("aigen-profile") as vhost,
+    ):
+        odoo = api_stack.snapshot_addons(odoo, Path(tmp))
+        with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_profile") as db:
+            keys = api_stack.prepare_database(odoo, db, vhost.url, secrets.token_urlsafe(32), 16)
+            server = api_stack.start_odoo(odoo, db, args.mode, args.python_path)
+            try:
+                api_stack.post_batch(server.url, keys, 64)  # routes and caches loaded: not in the profile
+                folded = Path(tmp) / "post.folded"
+                cpu_before = api_stack.tree_cpu_seconds(server.process.pid)
+                command = [py_spy, "record", "--nonblocking", *SPY_MODES[args.samples], "--format", "raw"]
+                command += ["--rate", "100", "--subprocesses", "--pid", str(server.process.pid)]
+                command += ["--output", str(folded), "--duration", str(int(args.seconds))]
+                spy = None
+                if not args.no_spy:
+                    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                run = run_wrk(f"{server.url}{CREATE}", args.seconds, 16, keys)
+                cpu = api_stack.tree_cpu_seconds(server.process.pid) - cpu_before
+                if spy is not None:
+                    spy.wait(timeout=args.seconds + 60)
+            finally:
+                server.stop()
+            text = folded.read_text() if folded.exists() else ""
+    if args.raw:
+        args.raw.write_text(text)
+    total, seen = inclusive_shares(text)
+    print(f"post_rps={run.rps:.3f}")
+    print(f"odoo_cpu_ms_per_post={1000 * cpu / max(run.requests, 1):.3f}")
+    if not total:
+        return 0
+    print(f"samples={total}")
+    for frame, count in seen.most_common(args.top):
+        print(f"{short(frame)}={count / total:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
