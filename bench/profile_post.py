@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=sorted(SPY_MODES),
         help="gil: what holds the GIL (CPU); active: threads not idle; idle: every thread, waits included",
     )
+    parser.add_argument("--hot-user", action="store_true", help="every connection on one account")
     parser.add_argument("--no-spy", action="store_true", help="only the CPU per POST, without py-spy")
     parser.add_argument("--mode", default="threaded", choices=["threaded", "prefork"])
     parser.add_argument("--python-path", type=Path, help="first on Odoo's PYTHONPATH (a sitecustomize)")
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 spy = None
                 if not args.no_spy:
                     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                run = run_wrk(f"{server.url}{CREATE}", args.seconds, 16, keys)
+                run = run_wrk(f"{server.url}{CREATE}", args.seconds, 16, keys[:1] if args.hot_user else keys)
                 cpu = api_stack.tree_cpu_seconds(server.process.pid) - cpu_before
                 if spy is not None:
                     spy.wait(timeout=args.seconds + 60)
