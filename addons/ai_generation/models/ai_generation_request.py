@@ -518,7 +518,8 @@ class AiGenerationRequest(models.Model):
                 (error, ids),
             )
         self.browse(list(sent_ids) + list(failures)).invalidate_recordset(DISPATCH_FIELDS)
-        self.browse(queued)._set_dispatched()
+        # only the state is read back (not every column of every request: the prompt, the params...)
+        self.browse(queued).with_context(prefetch_fields=False)._set_dispatched()
         # written now: once this returns nothing references the own environment, and a commit flushes
         # only the environments still alive (Transaction.envs is a WeakSet)
         self.env.flush_all()
