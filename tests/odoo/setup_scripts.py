@@ -1,5 +1,7 @@
 """Python snippets run inside ``odoo-bin shell`` to prepare a throwaway database for the tests."""
 
+from tests.support.odoo import free_port
+
 SETUP = """
 import json
 from odoo.tests.common import new_test_user
@@ -26,3 +28,9 @@ print(json.dumps({"created": body["request_id"]}))
 env.cr.rollback()
 env.cr.commit()  # a later commit must not publish what was rolled back
 """
+
+
+def setup_without_broker(price, credits, secret="s" * 32):
+    """SETUP with a broker URL that points nowhere: for tests about the API, not about dispatch."""
+    amqp_url = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    return SETUP.format(amqp_url=amqp_url, secret=secret, price=price, credits=credits)

@@ -17,16 +17,31 @@ from tests.support.odoo import REPO, require_odoo
 BENCH = REPO / "bench"
 
 
-def _odoo_log_module():
-    spec = importlib.util.spec_from_file_location("bench_odoo_log", BENCH / "odoo_log.py")
+def _bench_module(name):
+    """bench/<name>.py loaded as ``bench_<name>`` (bench/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
+def _run_bench(script, *args, timeout):
+    """The name=value lines of a bench script run to its end (its output on failure)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+
+
 def test_server_time_is_read_from_odoos_request_line():
-    odoo_log = _odoo_log_module()
+    odoo_log = _bench_module("odoo_log")
     text = (
         "2026-12-01 09:46:01,384 31122 INFO ? odoo.service.server: HTTP service (werkzeug) running\n"
         "2026-12-01 09:46:25,669 31122 INFO db werkzeug: 127.0.0.1 - - [01/Dec/2026 09:46:25]"
@@ -78,17 +93,8 @@ def test_quick_bench_measures_every_phase_in_both_modes():
     require_odoo()
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "api_load.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=840,
-        cwd=REPO,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    print(done.stdout)
+    values = _run_bench("api_load.py", "--quick", timeout=840)
+    print("\n".join(f"{name}={value}" for name, value in values.items()))
     for mode in ("threaded", "prefork"):
         for name in PER_MODE:
             value = float(values[f"{mode}_{name}"])  # present, and a number
@@ -101,15 +107,8 @@ def test_quick_bench_measures_every_phase_in_both_modes():
     assert int(values["serialization_failures_total"]) >= 0 and int(values["error_lines_total"]) >= 0
 
 
-def _profile_module():
-    spec = importlib.util.spec_from_file_location("bench_profile_post", BENCH / "profile_post.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_profile_shares_count_each_frame_once_per_stack():
-    profile = _profile_module()
+    profile = _bench_module("profile_post")
     folded = (
         "run (serving.py:10);create (api.py:5);create (models.py:7);create (models.py:7) 3\n"
         "run (serving.py:10);commit (sql_db.py:480) 1\n"
@@ -129,15 +128,6 @@ def test_profile_post_measures_the_cpu_of_a_post():
     require_odoo()
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
-    done = subprocess.run(
-        [sys.executable, str(BENCH / "profile_post.py"), "--no-spy", "--seconds", "2"],
-        capture_output=True,
-        text=True,
-        timeout=540,
-        cwd=REPO,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    values = _run_bench("profile_post.py", "--no-spy", "--seconds", "2", timeout=540)
     assert float(values["post_rps"]) > 0
     assert float(values["odoo_cpu_ms_per_post"]) > 0

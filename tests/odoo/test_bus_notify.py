@@ -16,11 +16,10 @@ import psycopg2
 import pytest
 import requests
 
-from tests.odoo.setup_scripts import SETUP
+from tests.odoo.setup_scripts import setup_without_broker
 from tests.support.odoo import (
     DB_HOST,
     OdooServer,
-    free_port,
     json_lines,
     psql,
     require_odoo,
@@ -36,12 +35,7 @@ POSTGRES_CURSOR = "create cursor to {'database': 'postgres'"
 def test_accepted_requests_wake_the_owner_without_a_connection_each():
     odoo = require_odoo()
     with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_busn") as db:
-        setup = SETUP.format(
-            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
-            secret="s" * 32,
-            price=1,
-            credits=100,
-        )
+        setup = setup_without_broker(price=1, credits=100)
         made = json_lines(odoo.shell(db, setup))[-1]
         partner = int(psql(db, f"SELECT partner_id FROM res_users WHERE id = {made['user_id']}")[0][0])
         listen = psycopg2.connect(host=DB_HOST, user="postgres", dbname="postgres")

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.odoo.setup_scripts import SETUP
-from tests.support.odoo import OdooServer, free_port, json_lines, psql, require_odoo, throwaway_database
+from tests.odoo.setup_scripts import setup_without_broker
+from tests.support.odoo import OdooServer, json_lines, psql, require_odoo, throwaway_database
 
 pytestmark = [pytest.mark.odoo, pytest.mark.slow]
 
@@ -22,12 +22,7 @@ def test_parallel_requests_hold_exactly_what_the_credits_cover():
     odoo = require_odoo()
     with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_conc") as db:
         # the broker URL points nowhere: dispatch is not what this test is about
-        setup = SETUP.format(
-            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
-            secret="s" * 32,
-            price=PRICE,
-            credits=PRICE * COVERED,
-        )
+        setup = setup_without_broker(PRICE, PRICE * COVERED)
         api_key = json_lines(odoo.shell(db, setup))[-1]["api_key"]
         with OdooServer(odoo, db) as server:
             start = threading.Barrier(PARALLEL)
@@ -88,12 +83,7 @@ def test_parallel_callbacks_on_one_account_settle_without_serialization_failures
     count, secret = 10, "s" * 32
     odoo = require_odoo()
     with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_conc") as db:
-        setup = SETUP.format(
-            amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
-            secret=secret,
-            price=PRICE,
-            credits=PRICE * count,
-        )
+        setup = setup_without_broker(PRICE, PRICE * count, secret)
         api_key = json_lines(odoo.shell(db, setup))[-1]["api_key"]
         auth = {"Authorization": f"Bearer {api_key}"}
         with OdooServer(odoo, db) as server:
