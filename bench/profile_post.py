@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     total, seen = inclusive_shares(text)
     print(f"post_rps={run.rps:.3f}")
     print(f"odoo_cpu_ms_per_post={1000 * cpu / max(run.requests, 1):.3f}")
+    for name in ("wrk_latency_p50_ms", "wrk_latency_p99_ms"):
+        print(f"client_{name[4:]}={run.values.get(name, float('nan')):.1f}")
     if not total:
         return 0
     print(f"samples={total}")

@@ -5,9 +5,6 @@ from odoo.tools import SQL
 
 from ..pure.contracts import taxonomy
 
-_POST_KEY = "ai_generation_ledger_post"
-_POST_SENTINEL = object()  # only the credit account posts lines: no RPC context can carry this object
-
 KINDS = [
     ("grant", "Grant"),
     ("hold", "Hold"),
@@ -113,16 +110,11 @@ class AiCreditLedgerLine(models.Model):
         for line in self:
             line.error_type = line.request_id.error_type
 
-    def _posting(self):
-        """This model with the sentinel that create() asks for (the credit account's _post_movement)."""
-        return self.with_context(**{_POST_KEY: _POST_SENTINEL})
-
     @api.model_create_multi
-    def create(self, vals_list):
+    def create(self, vals_list):  # refused by design; pylint: disable=method-required-super
+        # the credit account inserts its lines itself (_post_movement, models/row_insert.py)
         self.browse().check_access("create")
-        if self.env.context.get(_POST_KEY) is not _POST_SENTINEL:
-            raise UserError(_("Ledger lines are written by the credit account only."))
-        return super().create(vals_list)
+        raise UserError(_("Ledger lines are written by the credit account only."))
 
     def copy(self, default=None):  # refused by design; pylint: disable=method-required-super
         raise UserError(_("Ledger lines cannot be duplicated; post a new movement instead."))

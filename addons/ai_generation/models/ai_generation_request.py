@@ -32,8 +32,9 @@ from ..pure.errors import (
 from ..pure.pricing import request_price
 from .ai_credit_ledger_line import error_type_selection
 from .ai_generation_price import BACKENDS
-from .owner_messages import NOT_CHARGED, STATE_MESSAGES, charged_note, owner_text, warning_note
+from .owner_messages import NOT_CHARGED, STATE_MESSAGES, charged_note, owner_text, text_in, warning_note
 from .res_config_settings import get_setting
+from .row_insert import insert_row
 from .transactions import call_in_own_transaction
 
 _logger = logging.getLogger(__name__)
@@ -212,16 +213,25 @@ class AiGenerationRequest(models.Model):
         price = request_price(unit, gen.task, gen.params)
         # what does not depend on the user's other requests is read before the lock: every statement
         # and ORM read inside it makes that user's other creates wait (a hot account's throughput)
+        company_id, lang = self._owner_facts(user)
         values = {
+            "uuid": str(uuid.uuid4()),
             "user_id": user.id,
-            "company_id": user.company_id.id,  # stored related, known here: no second UPDATE
+            "company_id": company_id,
             "backend": gen.backend,
             "ai_model": gen.model,
             "task": gen.task,
             "prompt": gen.prompt,
             "params": gen.params,
             "price": price,
-            "user_message": owner_text(user, STATE_MESSAGES[states.QUEUED]),
+            "user_message": text_in(lang, STATE_MESSAGES[states.QUEUED]),
+            # the fields' defaults, given here: row_insert.py writes what it is given
+            "state": states.QUEUED,
+            "last_state_change": fields.Datetime.now(),
+            "attempt": 0,
+            "credits_charged": 0,
+            "dispatch_state": "pending",
+            "dispatch_attempts": 0,
         }
         deadline_seconds = get_setting(self.env, "ai_generation.deadline_seconds")
         self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", (USER_LOCK_KEY, user.id))
@@ -242,9 +252,9 @@ class AiGenerationRequest(models.Model):
                 f"Not enough credits: this request costs {price}, you have {available}.",
                 fields={"credits": f"needed={price} available={available}"},
             )
-        deadline = fields.Datetime.now() + timedelta(seconds=deadline_seconds)
-        created = self.sudo()._protected().create(dict(values, deadline=deadline))
-        request = self.sudo().browse(created.id)  # without the sentinel: it must not travel further
+        values["deadline"] = fields.Datetime.now() + timedelta(seconds=deadline_seconds)
+        # one INSERT, the record cached as create() caches it (models/row_insert.py says why)
+        request = insert_row(self.sudo(), values)
         if price:
             account._hold(request, price)
         request._schedule_dispatch()
@@ -270,6 +280,17 @@ class AiGenerationRequest(models.Model):
             price,
         )
         return 202, body, False
+
+    @api.model
+    def _owner_facts(self, user):
+        """(company id, language) of ``user`` in one query: the ORM would read the whole user and partner."""
+        self.env.cr.execute(
+            "SELECT u.company_id, p.lang FROM res_users u JOIN res_partner p ON p.id = u.partner_id"
+            " WHERE u.id = %s",
+            (user.id,),
+        )
+        company_id, lang = self.env.cr.fetchone()
+        return company_id, lang or "en_US"
 
     def _check_rate_limit(self, user):
         limit = get_setting(self.env, "ai_generation.rate_limit_per_minute")

@@ -74,10 +74,15 @@ def owner_text(user, text, **args):
 
     English the catalogue does not know (a worker's own wording) is kept as it is.
     """
+    return text_in(owner_lang(user), text, **args) if text else text
+
+
+def text_in(lang, text, **args):
+    """``text`` in the language ``lang`` (see owner_text), for a caller that knows the owner's language."""
     if not text:
         return text
     source = text._source if isinstance(text, LazyGettext) else str(text)
-    return get_translation(ADDON, owner_lang(user), source, args)
+    return get_translation(ADDON, lang, source, args)
 
 
 def warning_note(user, number, of):

@@ -1,12 +1,18 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""The stored related/computed values _api_create and _post_movement give in create() (no second UPDATE)
-are what Odoo computes: read back from the database after the transaction's writes, each equals its
-source, including a release or charge posted before the failure's error_type is written."""
+"""The rows _api_create and _post_movement insert themselves (models/row_insert.py) are what Odoo's
+create() would write: every column of an API request equals that of a request created through the ORM
+from the same input, the cache holds what the database holds, and the stored related/computed values
+(no second UPDATE) equal their sources, including a release or charge posted before the failure's
+error_type is written."""
 
 from odoo.tests import tagged
 from odoo.tools import SQL
 
-from .common import AiGenerationCase
+from ..pure.validation import GenerationInput
+from .common import TEXT_MODEL, AiGenerationCase
+
+# what differs between two requests by nature: their identity and the moment each was written
+NOT_COMPARED = {"id", "uuid", "create_date", "write_date", "last_state_change", "deadline"}
 
 
 @tagged("at_install", "-post_install", "ai_generation")
@@ -32,6 +38,59 @@ class TestStoredValues(AiGenerationCase):
                 (request.user_id.id, request.backend, request.error_type or None),
                 line.kind,
             )
+
+    def stored_columns(self, model):
+        return [
+            name
+            for name, field in model._fields.items()
+            if field.store and field.column_type and name not in NOT_COMPARED
+        ]
+
+    def test_an_api_request_row_is_what_create_writes(self):
+        self.grant(self.alice, 10)
+        prompt, params = "a haiku about rows", {"max_tokens": 12}
+        api = self.env["ai.generation.request"]._api_create(
+            self.alice,
+            GenerationInput(backend="external", model=TEXT_MODEL, task="text", prompt=prompt, params=params),
+        )[1]
+        by_api = self.env["ai.generation.request"].sudo().search([("uuid", "=", api["request_id"])])
+        by_orm = (
+            self.env["ai.generation.request"]
+            .sudo()
+            ._protected()
+            .create(
+                {
+                    "user_id": self.alice.id,
+                    "backend": "external",
+                    "ai_model": TEXT_MODEL,
+                    "task": "text",
+                    "prompt": prompt,
+                    "params": params,
+                    "price": by_api.price,
+                    "user_message": by_api.user_message,
+                    "deadline": by_api.deadline,
+                }
+            )
+        )
+        columns = self.stored_columns(by_api)
+        self.assertIn("dispatch_state", columns)
+        self.assertEqual(
+            dict(zip(columns, self.stored("ai_generation_request", by_api.id, columns), strict=True)),
+            dict(zip(columns, self.stored("ai_generation_request", by_orm.id, columns), strict=True)),
+        )
+
+    def test_the_cache_holds_what_the_insert_wrote(self):
+        self.grant(self.alice, 10)
+        Request = self.env["ai.generation.request"]
+        gen = GenerationInput(backend="external", model=TEXT_MODEL, task="text", prompt="x", params={})
+        body = Request._api_create(self.alice, gen)[1]
+        request = Request.sudo().search([("uuid", "=", body["request_id"])])
+        hold = self.lines(request)
+        names = ["uuid", *self.stored_columns(request), "create_date", "write_date", "deadline"]
+        line_names = ["create_date", *self.stored_columns(hold)]
+        cached = request.read(names)[0], hold.read(line_names)[0]
+        self.env.invalidate_all()
+        self.assertEqual(cached, (request.read(names)[0], hold.read(line_names)[0]))
 
     def test_the_request_company_is_the_owner_company(self):
         self.grant(self.alice, 10)
