@@ -32,7 +32,15 @@ from ..pure.errors import (
 from ..pure.pricing import request_price
 from .ai_credit_ledger_line import error_type_selection
 from .ai_generation_price import BACKENDS
-from .owner_messages import NOT_CHARGED, STATE_MESSAGES, charged_note, owner_text, text_in, warning_note
+from .owner_messages import (
+    NOT_CHARGED,
+    STATE_MESSAGES,
+    charged_note,
+    load_owner,
+    owner_text,
+    text_in,
+    warning_note,
+)
 from .res_config_settings import get_setting
 from .row_insert import insert_row
 from .transactions import call_in_own_transaction
@@ -213,7 +221,7 @@ class AiGenerationRequest(models.Model):
         price = request_price(unit, gen.task, gen.params)
         # what does not depend on the user's other requests is read before the lock: every statement
         # and ORM read inside it makes that user's other creates wait (a hot account's throughput)
-        company_id, lang = self._owner_facts(user)
+        company_id, lang = load_owner(user)
         values = {
             "uuid": str(uuid.uuid4()),
             "user_id": user.id,
@@ -280,17 +288,6 @@ class AiGenerationRequest(models.Model):
             price,
         )
         return 202, body, False
-
-    @api.model
-    def _owner_facts(self, user):
-        """(company id, language) of ``user`` in one query: the ORM would read the whole user and partner."""
-        self.env.cr.execute(
-            "SELECT u.company_id, p.lang FROM res_users u JOIN res_partner p ON p.id = u.partner_id"
-            " WHERE u.id = %s",
-            (user.id,),
-        )
-        company_id, lang = self.env.cr.fetchone()
-        return company_id, lang or "en_US"
 
     def _check_rate_limit(self, user):
         limit = get_setting(self.env, "ai_generation.rate_limit_per_minute")
@@ -392,6 +389,7 @@ class AiGenerationRequest(models.Model):
         Called once per change the owner cares about (accepted, running, succeeded, failed, cancelled);
         a later /notify that changes the failure's wording sends a replacement for the same status."""
         for request in self:
+            load_owner(request.user_id)  # the channel is the owner's partner: one query, not the ORM's
             request.user_id._bus_send(BUS_TYPE, request._bus_payload(account))
 
     # ------------------------------------------------------------------ dispatch (outbox)
