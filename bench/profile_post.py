@@ -5,9 +5,12 @@ vhost, no worker), then ``py-spy record`` on the Odoo process while wrk posts fr
 top frames by inclusive share of the samples, as ``name=value`` lines with the addon's and Odoo's own
 functions named ``file:function``; ``--raw FILE`` keeps py-spy's collapsed stacks for a flame graph.
 Also prints ``odoo_cpu_ms_per_post``: the CPU of Odoo's processes over the POSTs wrk got answered.
+``--with-worker`` runs the real worker against an instant fake AI meanwhile, so the profile holds the
+callbacks each job costs too (progress, result), and ``odoo_cpu_ms_per_post`` is then per job.
 ``--samples`` chooses what py-spy counts: ``gil`` (the thread holding the GIL: CPU), ``active`` or
 ``idle`` (every thread, waits included: where the request threads wait).
 Usage: python bench/profile_post.py [--seconds 20] [--samples gil|active|idle] [--raw FILE] [--top 40]
+       [--hot-user] [--with-worker] [--mode threaded|prefork]
        python bench/profile_post.py --no-spy   # only post_rps and odoo_cpu_ms_per_post
 Needs py-spy (pip install py-spy) and ptrace rights on the Odoo process (root, or ptrace_scope 0).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import secrets
 import shutil
 import subprocess
@@ -30,6 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import api_stack  # noqa: E402
 from load_client import run_wrk, wrk_binary  # noqa: E402
 
+from tests.support.fake_openai import FakeOpenAI  # noqa: E402
 from tests.support.odoo import find_odoo, throwaway_database  # noqa: E402
 from tests.support.rabbit import throwaway_vhost  # noqa: E402
 
@@ -69,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--hot-user", action="store_true", help="every connection on one account")
     parser.add_argument("--no-spy", action="store_true", help="only the CPU per POST, without py-spy")
+    parser.add_argument(
+        "--with-worker", action="store_true", help="the real worker and an instant fake AI finish the jobs"
+    )
     parser.add_argument("--mode", default="threaded", choices=["threaded", "prefork"])
     parser.add_argument("--python-path", type=Path, help="first on Odoo's PYTHONPATH (a sitecustomize)")
     args = parser.parse_args(argv)
@@ -77,15 +85,22 @@ def main(argv: list[str] | None = None) -> int:
     if odoo is None or wrk_binary() is None or (py_spy is None and not args.no_spy):
         print("needs Odoo 18.0 (AIGEN_ODOO_HOME), wrk and py-spy (pip install py-spy)", file=sys.stderr)
         return 2
+    secret = secrets.token_urlsafe(32)
     with (
         tempfile.TemporaryDirectory(prefix="aigen-profile-") as tmp,
         throwaway_vhost("aigen-profile") as vhost,
+        FakeOpenAI() if args.with_worker else contextlib.nullcontext() as ai,
+        contextlib.ExitStack() as cleanup,
     ):
         odoo = api_stack.snapshot_addons(odoo, Path(tmp))
         with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_profile") as db:
-            keys = api_stack.prepare_database(odoo, db, vhost.url, secrets.token_urlsafe(32), 16)
+            keys = api_stack.prepare_database(odoo, db, vhost.url, secret, 16)
             server = api_stack.start_odoo(odoo, db, args.mode, args.python_path)
             try:
+                if ai is not None:
+                    worker = api_stack.Worker(vhost.url, server.url, secret, ai.base_url, "profile").start()
+                    cleanup.callback(worker.stop)
+                    worker.wait_ready()
                 api_stack.post_batch(server.url, keys, 64)  # routes and caches loaded: not in the profile
                 folded = Path(tmp) / "post.folded"
                 cpu_before = api_stack.tree_cpu_seconds(server.process.pid)

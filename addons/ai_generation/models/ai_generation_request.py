@@ -635,9 +635,12 @@ class AiGenerationRequest(models.Model):
             payload = request._in_owner_language(payload)
         changed = getattr(request, f"_on_{kind}")(payload)
         if event_id and changed:
-            Event.create(
-                {"event_id": event_id, "request_id": request.id, "kind": kind, "state_after": request.state}
+            # one INSERT: the ORM's create was a tenth of a callback's CPU (models/row_insert.py)
+            insert_row(
+                Event.sudo(),
+                {"event_id": event_id, "request_id": request.id, "kind": kind, "state_after": request.state},
             )
+            request.invalidate_recordset(["event_ids"])
         return request._callback_answer(duplicate=not changed)
 
     def _in_owner_language(self, payload):

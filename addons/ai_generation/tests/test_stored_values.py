@@ -79,6 +79,22 @@ class TestStoredValues(AiGenerationCase):
             dict(zip(columns, self.stored("ai_generation_request", by_orm.id, columns), strict=True)),
         )
 
+    def test_a_callback_event_row_is_what_create_writes(self):
+        self.grant(self.alice, 10)
+        request = self.new_request(self.alice)
+        self.callback("progress", request, event_id="evt-by-callback", attempt=1)
+        Event = self.env["ai.generation.event"].sudo()
+        by_callback = Event.search([("event_id", "=", "evt-by-callback")])
+        by_orm = Event.create(
+            {"event_id": "evt-by-orm", "request_id": request.id, "kind": "progress", "state_after": "running"}
+        )
+        self.assertEqual(request.event_ids, by_callback | by_orm)
+        columns = [c for c in self.stored_columns(Event) if c != "event_id"]
+        self.assertEqual(
+            self.stored("ai_generation_event", by_callback.id, columns),
+            self.stored("ai_generation_event", by_orm.id, columns),
+        )
+
     def test_the_cache_holds_what_the_insert_wrote(self):
         self.grant(self.alice, 10)
         Request = self.env["ai.generation.request"]
