@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.modules.registry import Registry
+from odoo.tools import SQL
 
 from .. import broker
 from ..pure import amqp, contracts, states
@@ -596,13 +597,24 @@ class AiGenerationRequest(models.Model):
     @api.model
     def _lock_by_uuid(self, request_uuid, skip_locked=False):
         """The request, row-locked till the end of the transaction (first of the lock order: request,
-        then account). With ``skip_locked``, empty when another transaction holds it."""
+        then account). With ``skip_locked``, empty when another transaction holds it.
+
+        The row is read by the same statement that locks it and put in the cache as the ORM's fetch
+        puts it: every caller reads it next, and the fetch was a fifth of a callback's own CPU."""
         self.env.flush_all()
-        if skip_locked:
-            query = "SELECT id FROM ai_generation_request WHERE uuid = %s FOR UPDATE SKIP LOCKED"
-        else:
-            query = "SELECT id FROM ai_generation_request WHERE uuid = %s FOR UPDATE"
-        self.env.cr.execute(query, (request_uuid,))
+        loaded = [
+            field
+            for name, field in self._fields.items()
+            if field.store and field.column_type and field.prefetch is True and name != "id"
+        ]
+        self.env.cr.execute(
+            SQL(
+                "SELECT id, %s FROM ai_generation_request WHERE uuid = %s FOR UPDATE%s",
+                SQL(", ").join(SQL.identifier(field.name) for field in loaded),
+                request_uuid,
+                SQL(" SKIP LOCKED") if skip_locked else SQL(),
+            )
+        )
         row = self.env.cr.fetchone()
         if not row:
             if skip_locked:
@@ -610,6 +622,8 @@ class AiGenerationRequest(models.Model):
             raise NotFound(f"No generation request {request_uuid}.")
         request = self.browse(row[0])
         request.invalidate_recordset()
+        for field, value in zip(loaded, row[1:], strict=True):
+            self.env.cache.update(request, field, [value])
         return request
 
     @api.model

@@ -108,6 +108,20 @@ class TestStoredValues(AiGenerationCase):
         self.env.invalidate_all()
         self.assertEqual(cached, (request.read(names)[0], hold.read(line_names)[0]))
 
+    def test_a_locked_request_is_cached_as_stored(self):
+        self.grant(self.alice, 10)
+        request = self.new_request(self.alice)
+        self.callback("result", request, output="a row", usage={"total_tokens": 3})
+        self.env.invalidate_all()
+        Request = self.env["ai.generation.request"].sudo()
+        names = ["uuid", *self.stored_columns(Request), "create_date", "write_date", "deadline"]
+        locked = Request._lock_by_uuid(request.uuid)
+        self.assertEqual(locked, request)
+        cached = locked.read(names)[0]
+        self.env.invalidate_all()
+        self.assertEqual(cached, locked.read(names)[0])
+        self.assertEqual((cached["result_output"], cached["usage"]), ("a row", {"total_tokens": 3}))
+
     def test_the_request_company_is_the_owner_company(self):
         self.grant(self.alice, 10)
         request = self.new_request(self.alice)
