@@ -83,6 +83,8 @@ class AiCreditAccount(models.Model):
 
         Its balance and held credits come in the same query (the ORM's search then fetch is two, and
         every POST and callback reads them). Record rules apply to a caller that is not superuser."""
+        if not user:
+            return self.browse()
         if not self.env.su:
             return self.search([("user_id", "=", user.id)], limit=1)
         self.env.cr.execute("SELECT id, balance, held FROM ai_credit_account WHERE user_id = %s", (user.id,))
@@ -144,10 +146,6 @@ class AiCreditAccount(models.Model):
             " write_uid = %s WHERE id = %s",
             (new_balance, new_held, self.env.uid, self.id),
         )
-        # the cache holds what was just written; what derives from it or from the lines is read again
-        self.env.cache.set(self, self._fields["balance"], new_balance)
-        self.env.cache.set(self, self._fields["held"], new_held)
-        self.invalidate_recordset(["available", "line_ids", "last_movement"])
         Line = self.env["ai.credit.ledger.line"].sudo()
         line = insert_row(
             Line,
@@ -168,6 +166,11 @@ class AiCreditAccount(models.Model):
                 "error_type": request.error_type if request else False,
             },
         )
+        # both statements went through: the cache holds what they wrote (a refused line leaves it as
+        # it was, which is what a rollback to a savepoint restores); what derives from it is read again
+        self.env.cache.set(self, self._fields["balance"], new_balance)
+        self.env.cache.set(self, self._fields["held"], new_held)
+        self.invalidate_recordset(["available", "line_ids", "last_movement"])
         if request:
             request.invalidate_recordset(["ledger_line_ids", "credits_refunded"])
         _logger.info(

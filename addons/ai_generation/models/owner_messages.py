@@ -67,8 +67,13 @@ def load_owner(user):
     """(company id, language) of ``user``, with its partner (the bus channel) and the partner's language
     left in the ORM cache: one query, where the ORM reads the whole user and partner (hundreds of
     columns, and res.users' own access search) and an own transaction starts with an empty cache."""
+    if not user:
+        return False, "en_US"
     env, partner_field = user.env, user._fields["partner_id"]
     if not env.cache.contains(user, partner_field):
+        # what the ORM would read: its pending writes first (a stale row must not overwrite them)
+        user.flush_recordset(["company_id", "partner_id"])
+        env["res.partner"].flush_model(["lang"])
         env.cr.execute(
             "SELECT u.company_id, u.partner_id, p.lang FROM res_users u"
             " JOIN res_partner p ON p.id = u.partner_id WHERE u.id = %s",

@@ -5,9 +5,12 @@ from the same input, the cache holds what the database holds, and the stored rel
 (no second UPDATE) equal their sources, including a release or charge posted before the failure's
 error_type is written."""
 
+from odoo.exceptions import UserError
 from odoo.tests import tagged
-from odoo.tools import SQL
+from odoo.tools import SQL, mute_logger
+from psycopg2 import IntegrityError
 
+from ..models.owner_messages import owner_lang
 from ..pure.validation import GenerationInput
 from .common import TEXT_MODEL, AiGenerationCase
 
@@ -151,3 +154,41 @@ class TestStoredValues(AiGenerationCase):
             self.stored("ai_credit_ledger_line", line.id, ["user_id", "backend", "error_type", "request_id"]),
             (self.alice.id, None, None, None),
         )
+
+    # the reads and inserts done in SQL answer as the ORM did (review of the change)
+    def test_find_for_no_user_is_an_empty_account(self):
+        # the ORM's search answered an empty recordset; the SQL path sends "user_id = false"
+        self.assertFalse(self.env["ai.credit.account"].sudo()._find_for_user(self.env["res.users"]))
+
+    def test_the_wizard_without_user_or_account_says_so(self):
+        wizard = (
+            self.env["ai.credit.operation.wizard"]
+            .with_user(self.manager)
+            .create({"operation": "grant", "credits": 5, "reason": "rpc, no user"})
+        )
+        with self.assertRaises(UserError):
+            wizard.action_apply()
+
+    def test_a_refused_line_leaves_the_cached_credits_as_stored(self):
+        account = self.account(self.alice)
+        self.grant(self.alice, 10)
+        account._grant_welcome(5)
+        refused = False
+        try:  # not assertRaises: Odoo's wraps it in a flushing savepoint, which clears the cache
+            with mute_logger("odoo.sql_db"), self.env.cr.savepoint(flush=False):
+                account._grant_welcome(5)  # the one-welcome index refuses the line after the UPDATE
+        except IntegrityError:
+            refused = True
+        self.assertTrue(refused)
+        self.assertEqual((account.balance, account.held), (15, 0))
+
+    def test_the_owner_language_is_the_pending_one(self):
+        self.env["res.lang"]._activate_lang("fr_FR")
+        partner = self.alice.partner_id
+        partner.lang = "fr_FR"  # pending: not flushed yet
+        self.alice.invalidate_recordset(["partner_id"])  # flushes res.users only
+        with self.assertNoLogs("odoo.api", "ERROR"):
+            self.assertEqual(owner_lang(self.alice), "fr_FR")
+        self.env.flush_all()
+        self.env.cr.execute("SELECT lang FROM res_partner WHERE id = %s", (partner.id,))
+        self.assertEqual(self.env.cr.fetchone()[0], "fr_FR")
