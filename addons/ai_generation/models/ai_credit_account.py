@@ -128,24 +128,7 @@ class AiCreditAccount(models.Model):
         reason = (reason or "").strip()
         if not reason:
             raise UserError(_("Every ledger line needs a reason."))
-        cr = self.env.cr
-        cr.execute("SELECT balance, held FROM ai_credit_account WHERE id = %s FOR UPDATE", (self.id,))
-        balance, held = cr.fetchone()
-        new_balance, new_held = balance + amount, held + hold_amount
-        if new_held < 0:
-            raise UserError(_("Releasing more credits than are held is a bug (account %s).", self.id))
-        if max(new_balance, new_held) > MAX_CREDITS:
-            raise UserError(_("An account holds at most %s credits.", MAX_CREDITS))
-        if new_balance < new_held:
-            raise InsufficientCredits(
-                f"Not enough credits: {balance - held} available, {hold_amount - amount} needed.",
-                fields={"credits": f"available={balance - held}"},
-            )
-        cr.execute(
-            "UPDATE ai_credit_account SET balance = %s, held = %s, write_date = now() at time zone 'UTC',"
-            " write_uid = %s WHERE id = %s",
-            (new_balance, new_held, self.env.uid, self.id),
-        )
+        new_balance, new_held = self._move_credits(amount, hold_amount)
         Line = self.env["ai.credit.ledger.line"].sudo()
         line = insert_row(
             Line,
@@ -182,6 +165,49 @@ class AiCreditAccount(models.Model):
             request.uuid if request else "-",
         )
         return line
+
+    def _move_credits(self, amount, hold_amount):
+        """Apply ``amount`` and ``hold_amount`` to the account row, locked by the same statement; the
+        new (balance, held). One UPDATE whose conditions are the checks below: when one refuses, the
+        row is read under its lock and the checks run in Python, to raise the right error (or to
+        apply the movement, when a concurrent one made room meanwhile)."""
+        cr = self.env.cr
+        cr.execute(
+            """
+            UPDATE ai_credit_account
+               SET balance = balance + %(amount)s, held = held + %(hold)s,
+                   write_date = now() at time zone 'UTC', write_uid = %(uid)s
+             WHERE id = %(id)s
+               AND held::bigint + %(hold)s >= 0
+               AND balance::bigint + %(amount)s >= held::bigint + %(hold)s
+               AND GREATEST(balance::bigint + %(amount)s, held::bigint + %(hold)s) <= %(max)s
+         RETURNING balance, held
+            """,
+            {"amount": amount, "hold": hold_amount, "uid": self.env.uid, "id": self.id, "max": MAX_CREDITS},
+        )
+        moved = cr.fetchone()
+        return moved if moved else self._move_credits_checked(amount, hold_amount)
+
+    def _move_credits_checked(self, amount, hold_amount):
+        cr = self.env.cr
+        cr.execute("SELECT balance, held FROM ai_credit_account WHERE id = %s FOR UPDATE", (self.id,))
+        balance, held = cr.fetchone()
+        new_balance, new_held = balance + amount, held + hold_amount
+        if new_held < 0:
+            raise UserError(_("Releasing more credits than are held is a bug (account %s).", self.id))
+        if max(new_balance, new_held) > MAX_CREDITS:
+            raise UserError(_("An account holds at most %s credits.", MAX_CREDITS))
+        if new_balance < new_held:
+            raise InsufficientCredits(
+                f"Not enough credits: {balance - held} available, {hold_amount - amount} needed.",
+                fields={"credits": f"available={balance - held}"},
+            )
+        cr.execute(
+            "UPDATE ai_credit_account SET balance = %s, held = %s, write_date = now() at time zone 'UTC',"
+            " write_uid = %s WHERE id = %s",
+            (new_balance, new_held, self.env.uid, self.id),
+        )
+        return new_balance, new_held
 
     # ------------------------------------------------------------------ the ledger's operations
     # One ledger line each, each through _post_movement (the account's row lock). The request asks for

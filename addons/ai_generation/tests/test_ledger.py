@@ -30,6 +30,30 @@ class TestLedger(AiGenerationCase):
         self.assertBalance(self.alice, TEXT_PRICE - 1, 0)
         self.assertLedgerInvariant()
 
+    def test_each_check_of_a_movement_refuses_with_its_own_error_and_moves_nothing(self):
+        """The account's one UPDATE carries the checks as conditions; a refusal says which one."""
+        account = self.account(self.alice)
+        self.grant(self.alice, 2**31 - 3)
+        request = self.new_request(self.alice)  # holds TEXT_PRICE
+        cases = [
+            (lambda: account._grant(3, "beyond the integer column"), UserError, "at most"),
+            (lambda: account._release(request, TEXT_PRICE + 1, "more than held"), UserError, "is a bug"),
+            (lambda: account._hold(request, 2**31), UserError, "at most"),
+        ]
+        for move, error, words in cases:
+            with self.subTest(words), self.assertRaises(error) as caught, self.env.cr.savepoint():
+                move()
+            self.assertIn(words, str(caught.exception))
+            self.env.invalidate_all()
+            self.assertBalance(self.alice, 2**31 - 3, TEXT_PRICE)
+        with self.assertRaises(InsufficientCredits) as caught, self.env.cr.savepoint():
+            account._hold(request, 2**31 - 5)  # within the column, one more than is available
+        self.assertEqual(
+            str(caught.exception),
+            f"Not enough credits: {2**31 - 3 - TEXT_PRICE} available, {2**31 - 5} needed.",
+        )
+        self.assertLedgerInvariant()
+
     def test_credits_cover_exactly_n_requests(self):
         self.grant(self.alice, 5 * TEXT_PRICE)
         for _ in range(5):
