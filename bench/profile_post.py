@@ -6,7 +6,8 @@ top frames by inclusive share of the samples, as ``name=value`` lines with the a
 functions named ``file:function``; ``--raw FILE`` keeps py-spy's collapsed stacks for a flame graph.
 Also prints ``odoo_cpu_ms_per_post``: the CPU of Odoo's processes over the POSTs wrk got answered.
 ``--with-worker`` runs the real worker against an instant fake AI meanwhile, so the profile holds the
-callbacks each job costs too (progress, result), and ``odoo_cpu_ms_per_post`` is then per job.
+callbacks each job costs too (progress, result); the CPU is then counted until the last job is terminal
+(``jobs_finished``, ``jobs_unfinished``), so ``odoo_cpu_ms_per_post`` is per job.
 ``--samples`` chooses what py-spy counts: ``gil`` (the thread holding the GIL: CPU), ``active`` or
 ``idle`` (every thread, waits included: where the request threads wait).
 Usage: python bench/profile_post.py [--seconds 20] [--samples gil|active|idle] [--raw FILE] [--top 40]
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
                     cleanup.callback(worker.stop)
                     worker.wait_ready()
                 api_stack.post_batch(server.url, keys, 64)  # routes and caches loaded: not in the profile
+                if ai is not None:
+                    api_stack.wait_terminal(db, 0, None, 30)  # the warm-up's jobs are not in it either
+                after = api_stack.max_request_id(db)
                 folded = Path(tmp) / "post.folded"
                 cpu_before = api_stack.tree_cpu_seconds(server.process.pid)
                 command = [py_spy, "record", "--nonblocking", *SPY_MODES[args.samples], "--format", "raw"]
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.no_spy:
                     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 run = run_wrk(f"{server.url}{CREATE}", args.seconds, 16, keys[:1] if args.hot_user else keys)
-                cpu = api_stack.tree_cpu_seconds(server.process.pid) - cpu_before
+                jobs = api_stack.wait_terminal(db, after, None, 30) if ai is not None else None
+                cpu = api_stack.tree_cpu_seconds(server.process.pid) - cpu_before  # the callbacks' too
                 if spy is not None:
                     spy.wait(timeout=args.seconds + 60)
             finally:
@@ -124,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"odoo_cpu_ms_per_post={1000 * cpu / max(run.requests, 1):.3f}")
     for name in ("wrk_latency_p50_ms", "wrk_latency_p99_ms"):
         print(f"client_{name[4:]}={run.values.get(name, float('nan')):.1f}")
+    if jobs is not None:
+        print(f"jobs_finished={jobs[1]}")
+        print(f"jobs_unfinished={jobs[0] - jobs[1]}")
     if not total:
         return 0
     print(f"samples={total}")

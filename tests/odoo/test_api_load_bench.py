@@ -124,10 +124,14 @@ def test_profile_shares_count_each_frame_once_per_stack():
 @pytest.mark.odoo
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_profile_post_measures_the_cpu_of_a_post():
+def test_profile_post_measures_the_cpu_of_a_post_and_its_callbacks():
     require_odoo()
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
-    values = _run_bench("profile_post.py", "--no-spy", "--seconds", "2", timeout=540)
+    values = _run_bench("profile_post.py", "--no-spy", "--with-worker", "--seconds", "2", timeout=540)
     assert float(values["post_rps"]) > 0
     assert float(values["odoo_cpu_ms_per_post"]) > 0
+    assert float(values["client_latency_p99_ms"]) >= float(values["client_latency_p50_ms"]) > 0
+    # the worker finished every job the POSTs created
+    assert int(values["jobs_finished"]) > 0
+    assert int(values["jobs_unfinished"]) == 0
