@@ -148,6 +148,7 @@ class AiCreditAccount(models.Model):
                 "backend": request.backend if request else False,
                 "error_type": request.error_type if request else False,
             },
+            cached=False,
         )
         # both statements went through: the cache holds what they wrote (a refused line leaves it as
         # it was, which is what a rollback to a savepoint restores); what derives from it is read again

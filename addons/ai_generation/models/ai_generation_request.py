@@ -8,6 +8,7 @@ the private sentinel below is in the context, which no RPC caller can send (a co
 Money moves only through the account's own operations, which the state methods ask for.
 """
 
+import functools
 import json
 import logging
 import uuid
@@ -85,6 +86,16 @@ def _preview(prompt):
 
 def _json_size(value):
     return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+@functools.lru_cache(maxsize=8)
+def _lock_statement(names, skip_locked):
+    """The SELECT ... FOR UPDATE of the request's columns ``names``, built once (see _lock_by_uuid)."""
+    return SQL(
+        "SELECT id, %s FROM ai_generation_request WHERE uuid = %%s FOR UPDATE%s",
+        SQL(", ").join(map(SQL.identifier, names)),
+        SQL(" SKIP LOCKED") if skip_locked else SQL(),
+    ).code
 
 
 class AiGenerationRequest(models.Model):
@@ -607,14 +618,8 @@ class AiGenerationRequest(models.Model):
             for name, field in self._fields.items()
             if field.store and field.column_type and field.prefetch is True and name != "id"
         ]
-        self.env.cr.execute(
-            SQL(
-                "SELECT id, %s FROM ai_generation_request WHERE uuid = %s FOR UPDATE%s",
-                SQL(", ").join(SQL.identifier(field.name) for field in loaded),
-                request_uuid,
-                SQL(" SKIP LOCKED") if skip_locked else SQL(),
-            )
-        )
+        query = _lock_statement(tuple(field.name for field in loaded), skip_locked)
+        self.env.cr.execute(query, (request_uuid,))
         row = self.env.cr.fetchone()
         if not row:
             if skip_locked:
@@ -653,6 +658,7 @@ class AiGenerationRequest(models.Model):
             insert_row(
                 Event.sudo(),
                 {"event_id": event_id, "request_id": request.id, "kind": kind, "state_after": request.state},
+                cached=False,
             )
             request.invalidate_recordset(["event_ids"])
         return request._callback_answer(duplicate=not changed)
