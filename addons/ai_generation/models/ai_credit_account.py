@@ -172,6 +172,9 @@ class AiCreditAccount(models.Model):
         new (balance, held). One UPDATE whose conditions are the checks below: when one refuses, the
         row is read under its lock and the checks run in Python, to raise the right error (or to
         apply the movement, when a concurrent one made room meanwhile)."""
+        if abs(amount) > MAX_CREDITS or abs(hold_amount) > MAX_CREDITS:
+            # beyond the column: the sums below could overflow even as bigints; refused with its message
+            return self._move_credits_checked(amount, hold_amount)
         cr = self.env.cr
         cr.execute(
             """

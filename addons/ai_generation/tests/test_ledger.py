@@ -39,6 +39,10 @@ class TestLedger(AiGenerationCase):
             (lambda: account._grant(3, "beyond the integer column"), UserError, "at most"),
             (lambda: account._release(request, TEXT_PRICE + 1, "more than held"), UserError, "is a bug"),
             (lambda: account._hold(request, 2**31), UserError, "at most"),
+            # beyond what a bigint sum holds (review): the limit's message, not a database error
+            (lambda: account._adjust(2**63 - 1, "beyond bigint"), UserError, "at most"),
+            (lambda: account._grant(2**63 - 5, "beyond bigint"), UserError, "at most"),
+            (lambda: account._hold(request, 2**63 - 1), UserError, "at most"),
         ]
         for move, error, words in cases:
             with self.subTest(words), self.assertRaises(error) as caught, self.env.cr.savepoint():
