@@ -257,13 +257,19 @@ class AiGenerationRequest(models.Model):
         self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", (USER_LOCK_KEY, user.id))
         Idempotency = self.env["ai.generation.idempotency"].sudo()
         if idempotency_key:
-            previous = Idempotency.search([("user_id", "=", user.id), ("key", "=", idempotency_key)], limit=1)
+            # the PWA sends a key with every POST: one SELECT, not the ORM's search then fetch
+            self.env.cr.execute(
+                "SELECT body_hash, status_code, response FROM ai_generation_idempotency"
+                " WHERE user_id = %s AND key = %s",
+                (user.id, idempotency_key),
+            )
+            previous = self.env.cr.fetchone()
             if previous:
-                if previous.body_hash != body_hash:
+                if previous[0] != body_hash:
                     raise IdempotencyKeyReused(
                         "This Idempotency-Key was already used with another request body; use a new key."
                     )
-                return previous.status_code, previous.response, True
+                return previous[1], previous[2], True
         self._check_rate_limit(user)
         account = self.env["ai.credit.account"].sudo()._find_for_user(user)
         available = account.balance - account.held if account else 0
@@ -281,7 +287,8 @@ class AiGenerationRequest(models.Model):
         request._notify_owner(account)  # accepted: every tab of the owner learns of it
         body = request._api_accepted_body()
         if idempotency_key:
-            Idempotency.create(
+            insert_row(
+                Idempotency,
                 {
                     "user_id": user.id,
                     "key": idempotency_key,
@@ -289,7 +296,8 @@ class AiGenerationRequest(models.Model):
                     "status_code": 202,
                     "response": body,
                     "request_id": request.id,
-                }
+                },
+                cached=False,
             )
         _logger.info(
             "request %s accepted: user=%s %s/%s price=%s",

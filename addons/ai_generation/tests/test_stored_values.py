@@ -98,6 +98,30 @@ class TestStoredValues(AiGenerationCase):
             self.stored("ai_generation_event", by_orm.id, columns),
         )
 
+    def test_an_idempotency_row_is_what_create_writes_and_replays_its_answer(self):
+        self.grant(self.alice, 10)
+        Request = self.env["ai.generation.request"]
+        gen = GenerationInput(backend="external", model=TEXT_MODEL, task="text", prompt="once", params={})
+        first = Request._api_create(self.alice, gen, "key-by-api", "hash-1")
+        self.assertEqual(Request._api_create(self.alice, gen, "key-by-api", "hash-1"), (202, first[1], True))
+        Idempotency = self.env["ai.generation.idempotency"].sudo()
+        by_api = Idempotency.search([("key", "=", "key-by-api")])
+        by_orm = Idempotency.create(
+            {
+                "user_id": self.alice.id,
+                "key": "key-by-orm",
+                "body_hash": "hash-1",
+                "status_code": 202,
+                "response": first[1],
+                "request_id": by_api.request_id.id,
+            }
+        )
+        columns = [c for c in self.stored_columns(Idempotency) if c != "key"]
+        self.assertEqual(
+            self.stored("ai_generation_idempotency", by_api.id, columns),
+            self.stored("ai_generation_idempotency", by_orm.id, columns),
+        )
+
     def test_the_cache_holds_what_the_insert_wrote(self):
         self.grant(self.alice, 10)
         Request = self.env["ai.generation.request"]
