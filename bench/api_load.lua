@@ -2,6 +2,8 @@
 --
 --   wrk -t16 -c16 -s api_load.lua URL                                   (GET URL)
 --   AIGEN_BENCH_KEYS=KEYS_FILE wrk -t16 -c16 -s api_load.lua URL        (POST a generation request)
+--   AIGEN_BENCH_IDEMPOTENCY=1 ...                                       (each with an Idempotency-Key,
+--                                                                        as the PWA sends them)
 --
 -- Run with as many threads as connections: each thread then owns one connection, so "one key per
 -- thread" is one key per connection (KEYS_FILE: one key a line, taken round-robin; one line for a hot
@@ -22,6 +24,8 @@ end
 
 -- setup() runs in wrk's main Lua state, which sees no script arguments: the keys come by environment
 local keys_file = os.getenv("AIGEN_BENCH_KEYS")
+local idempotency = os.getenv("AIGEN_BENCH_IDEMPOTENCY") == "1"
+local run_id = tostring(os.time())  -- keys stay new from one wrk run to the next on the same database
 
 function setup(thread)
   thread:set("index", #threads + 1)
@@ -35,6 +39,7 @@ end
 function init(args)
   statuses = {}
   sent = 0
+  replayed = 0
 end
 
 function request()
@@ -45,23 +50,32 @@ function request()
   local body = string.format(
     '{"backend":"external","model":"bench-model","task":"text","prompt":"bench %d-%d"}', index, sent
   )
-  return wrk.format("POST", nil, {
+  local headers = {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer " .. api_key,
-  }, body)
+  }
+  if idempotency then
+    headers["Idempotency-Key"] = string.format("bench-%s-%d-%d", run_id, index, sent)
+  end
+  return wrk.format("POST", nil, headers, body)
 end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if headers["Idempotent-Replayed"] then
+    replayed = replayed + 1  -- a key sent twice: the bench's keys must all be new
+  end
 end
 
 function done(summary, latency, requests)
-  local counted = {}
+  local counted, replays = {}, 0
   for _, thread in ipairs(threads) do
     for status, count in pairs(thread:get("statuses")) do
       counted[status] = (counted[status] or 0) + count
     end
+    replays = replays + thread:get("replayed")
   end
+  io.write(string.format("wrk_replayed=%d\n", replays))
   for status, count in pairs(counted) do
     io.write(string.format("wrk_status_%d=%d\n", status, count))
   end

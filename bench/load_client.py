@@ -49,10 +49,16 @@ def wrk_binary() -> str | None:
 
 
 def run_wrk(
-    url: str, seconds: float, connections: int = 16, keys: list[str] | None = None, timeout: float = 30
+    url: str,
+    seconds: float,
+    connections: int = 16,
+    keys: list[str] | None = None,
+    timeout: float = 30,
+    idempotency_keys: bool = False,
 ) -> WrkRun:
     """GET ``url`` (no keys) or POST generation requests to it with ``keys`` (one per connection,
-    round-robin; one key: a hot account) for ``seconds``."""
+    round-robin; one key: a hot account) for ``seconds``; ``idempotency_keys``: each POST with a new
+    Idempotency-Key, as the PWA sends them."""
     binary = wrk_binary()
     if binary is None:
         raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
@@ -63,6 +69,7 @@ def run_wrk(
         env["AIGEN_BENCH_KEYS"] = keys_file.name
     else:
         env.pop("AIGEN_BENCH_KEYS", None)
+    env["AIGEN_BENCH_IDEMPOTENCY"] = "1" if idempotency_keys else "0"
     command = [
         binary,
         f"-t{connections}",

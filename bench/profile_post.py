@@ -11,7 +11,7 @@ callbacks each job costs too (progress, result); the CPU is then counted until t
 ``--samples`` chooses what py-spy counts: ``gil`` (the thread holding the GIL: CPU), ``active`` or
 ``idle`` (every thread, waits included: where the request threads wait).
 Usage: python bench/profile_post.py [--seconds 20] [--samples gil|active|idle] [--raw FILE] [--top 40]
-       [--hot-user] [--with-worker] [--mode threaded|prefork]
+       [--hot-user] [--idempotency-keys] [--with-worker] [--mode threaded|prefork]
        python bench/profile_post.py --no-spy   # only post_rps and odoo_cpu_ms_per_post
 Needs py-spy (pip install py-spy) and ptrace rights on the Odoo process (root, or ptrace_scope 0).
 """
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hot-user", action="store_true", help="every connection on one account")
     parser.add_argument("--no-spy", action="store_true", help="only the CPU per POST, without py-spy")
     parser.add_argument(
+        "--idempotency-keys", action="store_true", help="each POST with a new Idempotency-Key, as the PWA"
+    )
+    parser.add_argument(
         "--with-worker", action="store_true", help="the real worker and an instant fake AI finish the jobs"
     )
     parser.add_argument("--mode", default="threaded", choices=["threaded", "prefork"])
@@ -114,7 +117,13 @@ def main(argv: list[str] | None = None) -> int:
                 spy = None
                 if not args.no_spy:
                     spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                run = run_wrk(f"{server.url}{CREATE}", args.seconds, 16, keys[:1] if args.hot_user else keys)
+                run = run_wrk(
+                    f"{server.url}{CREATE}",
+                    args.seconds,
+                    16,
+                    keys[:1] if args.hot_user else keys,
+                    idempotency_keys=args.idempotency_keys,
+                )
                 jobs = api_stack.wait_terminal(db, after, None, 30) if ai is not None else None
                 cpu = api_stack.tree_cpu_seconds(server.process.pid) - cpu_before  # the callbacks' too
                 if spy is not None:
@@ -127,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     total, seen = inclusive_shares(text)
     print(f"post_rps={run.rps:.3f}")
     print(f"odoo_cpu_ms_per_post={1000 * cpu / max(run.requests, 1):.3f}")
+    print(f"post_non_202={run.requests - run.status_count(202)}")
+    print(f"post_replayed={int(run.values.get('wrk_replayed', 0))}")
     for name in ("wrk_latency_p50_ms", "wrk_latency_p99_ms"):
         print(f"client_{name[4:]}={run.values.get(name, float('nan')):.1f}")
     if jobs is not None:

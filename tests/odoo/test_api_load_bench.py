@@ -128,8 +128,12 @@ def test_profile_post_measures_the_cpu_of_a_post_and_its_callbacks():
     require_odoo()
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
-    values = _run_bench("profile_post.py", "--no-spy", "--with-worker", "--seconds", "2", timeout=540)
+    values = _run_bench(
+        "profile_post.py", "--no-spy", "--with-worker", "--idempotency-keys", "--seconds", "2", timeout=540
+    )
     assert float(values["post_rps"]) > 0
+    # every POST accepted, each with a key of its own (none replayed)
+    assert (values["post_non_202"], values["post_replayed"]) == ("0", "0")
     assert float(values["odoo_cpu_ms_per_post"]) > 0
     assert float(values["client_latency_p99_ms"]) >= float(values["client_latency_p50_ms"]) > 0
     # the worker finished every job the POSTs created
