@@ -1,11 +1,12 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""One INSERT for the two rows every POST writes: the request and its hold's ledger line.
+"""One INSERT for the rows every POST and callback writes: the request, its ledger lines, the callback's
+event and the Idempotency-Key's answer.
 
-The ORM's ``create`` spent a fifth of a POST's CPU on what these two rows never need: defaults looked up
+The ORM's ``create`` spent a fifth of a POST's CPU on what these rows never need: defaults looked up
 field by field, access rules for a superuser, Python constraints (these models have none: their rules
 are SQL constraints and unique indexes, which PostgreSQL still enforces) and the recomputation of stored
 fields whose values the caller already knows. The caller gives every stored value the ORM would have
-written (tests/test_stored_values.py compares the two column by column); what it leaves out is NULL,
+written (tests/test_stored_values.py compares each with an ORM-created row); what it leaves out is NULL,
 as a field without a default is after ``create``. The new record is put in the cache as ``create``
 puts it, so reading it back costs no query.
 """
@@ -35,9 +36,9 @@ def insert_row(model, values, cached=True):
     log-access columns; return the new record with every stored column in the cache (``cached``), or
     with nothing cached for a row its caller does not read back (a ledger line, an event).
 
-    For this addon's own writes only (the callers hold the models' sentinels). Fields that depend on
-    the new row (one2many of its parents, their computed fields) are not updated: the caller
-    invalidates them, so they are read again from the database.
+    For this addon's own writes only, on the superuser's behalf: no access rule is checked. Fields
+    that depend on the new row (one2many of its parents, their computed fields) are not updated: the
+    caller invalidates them, so they are read again from the database.
     """
     fields_ = model._fields
     names = tuple(values)
