@@ -137,3 +137,44 @@ print(json.dumps({"uuid": body["request_id"]}))
 def test_a_post_commit_hook_failing_does_not_turn_committed_work_into_an_error():
     query = "SELECT state, price FROM ai_generation_request WHERE uuid = '{uuid}'"
     assert run_script(HOOK_FAILS_AFTER_COMMIT, query) == [["queued", "3"]]
+
+
+ISOLATION_LEVELS = """
+import json
+from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
+
+
+def level(cr):
+    cr.execute("SELECT current_setting('transaction_isolation')")
+    return cr.fetchone()[0]
+
+
+def fails(own_env):
+    seen.append(level(own_env.cr))
+    raise RuntimeError("the func fails")
+
+
+seen = [level(env.cr)]
+seen.append(run_in_own_transaction(env, lambda own_env: level(own_env.cr)))
+seen.append(level(env.cr))  # the caller's next transaction
+env.cr.commit()
+try:
+    run_in_own_transaction(env, fails)
+except RuntimeError:
+    pass
+seen.append(level(env.cr))
+print(json.dumps({"levels": seen}))
+"""
+
+
+def test_the_own_transaction_is_read_committed_and_the_callers_next_one_repeatable_read():
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        levels = json_lines(odoo.shell(db, ISOLATION_LEVELS))[-1]["levels"]
+    assert levels == [
+        "repeatable read",
+        "read committed",
+        "repeatable read",
+        "read committed",
+        "repeatable read",
+    ]

@@ -9,8 +9,8 @@ snapshot is older than the lock. In READ COMMITTED the same lock simply waits fo
 and then reads its committed row: contention costs the length of the other transaction, not a replay.
 
 So every money movement and every state change runs through :func:`run_in_own_transaction`: a new
-transaction on the caller's cursor whose first statement sets READ COMMITTED, the rows locked in one
-order (request, then account), work done, committed before the caller answers. The caller's own
+transaction on the caller's cursor opened as ``BEGIN ISOLATION LEVEL READ COMMITTED``, the rows locked
+in one order (request, then account), work done, committed before the caller answers. The caller's own
 transaction only reads.
 
 While tests run (one test cursor for the whole test, which must not commit) and while the module is
@@ -23,7 +23,11 @@ import threading
 import time
 
 from odoo.modules import module as odoo_module
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TransactionRollbackError
+from psycopg2.extensions import (
+    ISOLATION_LEVEL_READ_COMMITTED,
+    TRANSACTION_STATUS_IDLE,
+    TransactionRollbackError,
+)
 
 _logger = logging.getLogger(__name__)
 
@@ -61,8 +65,8 @@ def run_in_own_transaction(env, func, *args, **kwargs):
         cr.commit()  # this module's one job: a transaction of its own; pylint: disable=invalid-commit
         env.invalidate_all()  # nothing read in the old snapshot may stand for the new one
         setattr(cr, _IN_OWN_TRANSACTION, True)
+        restore = _read_committed_until_it_ends(cr)
         try:
-            cr.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             result = func(env, *args, **kwargs)
             # the commit flushes only environments still alive (a WeakSet): flush this one now
             env.flush_all()
@@ -79,7 +83,29 @@ def run_in_own_transaction(env, func, *args, **kwargs):
             raise
         finally:
             setattr(cr, _IN_OWN_TRANSACTION, False)
+            restore()
     raise AssertionError("unreachable")
+
+
+def _read_committed_until_it_ends(cr):
+    """Open the cursor's next transaction in READ COMMITTED, the caller's level back once it ends.
+
+    psycopg2 sends ``BEGIN ISOLATION LEVEL ...`` before a transaction's first statement with the
+    connection's level: setting the level there costs no statement (a ``SET TRANSACTION`` was a round
+    trip of its own, and each round trip under load waits for the GIL again). The level can only change
+    between transactions: it is restored by the first post-commit hook (before any other hook could
+    open a transaction on this cursor) and, after a rollback, by the returned function.
+    """
+    cnx = cr._cnx
+    level = cnx.isolation_level
+    cnx.isolation_level = ISOLATION_LEVEL_READ_COMMITTED
+
+    def restore():
+        if cnx.isolation_level != level and cnx.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            cnx.isolation_level = level
+
+    cr.postcommit.add(restore)
+    return restore
 
 
 def _commit(cr):
