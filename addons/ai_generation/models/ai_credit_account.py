@@ -89,10 +89,12 @@ class AiCreditAccount(models.Model):
             return self.search([("user_id", "=", user.id)], limit=1)
         self.env.cr.execute("SELECT id, balance, held FROM ai_credit_account WHERE user_id = %s", (user.id,))
         row = self.env.cr.fetchone()
-        if not row:
-            return self.browse()
-        account = self.browse(row[0])
-        for name, value in (("balance", row[1]), ("held", row[2]), ("user_id", user.id)):
+        return self._cached(*row, user) if row else self.browse()
+
+    def _cached(self, account_id, balance, held, user):
+        """The account ``account_id`` of ``user``, its credits (read by the caller's query) cached."""
+        account = self.browse(account_id)
+        for name, value in (("balance", balance), ("held", held), ("user_id", user.id)):
             self.env.cache.set(account, self._fields[name], value)
         return account
 

@@ -8,6 +8,7 @@ the private sentinel below is in the context, which no RPC caller can send (a co
 Money moves only through the account's own operations, which the state methods ask for.
 """
 
+import collections
 import functools
 import json
 import logging
@@ -37,6 +38,7 @@ from .ai_generation_price import BACKENDS
 from .owner_messages import (
     NOT_CHARGED,
     STATE_MESSAGES,
+    cache_owner,
     charged_note,
     load_owner,
     owner_text,
@@ -74,8 +76,31 @@ STATE_SELECTION = [
 ]
 # The key of pg_advisory_xact_lock(key, user id) that serialises one user's creates ("AIGE")
 USER_LOCK_KEY = 0x41494745
+# The lock, then (a statement of its own: a snapshot taken after the lock) what a create checks under it
+CREATES_LOCK_SQL = """
+SELECT pg_advisory_xact_lock(%(lock_key)s, %(user_id)s);
+SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest,
+       a.id, a.balance, a.held, i.body_hash, i.status_code, i.response
+  FROM res_users u
+  JOIN res_partner p ON p.id = u.partner_id
+ CROSS JOIN (SELECT count(*) AS count, min(create_date) AS oldest FROM ai_generation_request
+              WHERE user_id = %(user_id)s AND create_date > %(since)s) recent
+  LEFT JOIN ai_credit_account a ON a.user_id = u.id
+  LEFT JOIN ai_generation_idempotency i ON i.user_id = u.id AND i.key = %(key)s
+ WHERE u.id = %(user_id)s
+"""
+LockedCreates = collections.namedtuple("LockedCreates", "company_id lang recent oldest account previous")
 _WRITE_KEY = "ai_generation_request_write"
 _WRITE_SENTINEL = object()  # only this module's code holds it: no RPC context can carry it
+
+
+def _check_rate_limit(limit, since, recent, oldest):
+    """RateLimited when ``recent`` creates since ``since`` (the oldest at ``oldest``) reach ``limit``."""
+    if limit > 0 and recent >= limit:
+        retry_after = max(1, int((oldest - since).total_seconds()) + 1)
+        raise RateLimited(
+            f"Too many requests: at most {limit} per minute. Try again in {retry_after} s.", retry_after
+        )
 
 
 def _preview(prompt):
@@ -233,18 +258,15 @@ class AiGenerationRequest(models.Model):
         price = request_price(unit, gen.task, gen.params)
         # what does not depend on the user's other requests is read before the lock: every statement
         # and ORM read inside it makes that user's other creates wait (a hot account's throughput)
-        company_id, lang = load_owner(user)
         values = {
             "uuid": str(uuid.uuid4()),
             "user_id": user.id,
-            "company_id": company_id,
             "backend": gen.backend,
             "ai_model": gen.model,
             "task": gen.task,
             "prompt": gen.prompt,
             "params": gen.params,
             "price": price,
-            "user_message": text_in(lang, STATE_MESSAGES[states.QUEUED]),
             # the fields' defaults, given here: row_insert.py writes what it is given
             "state": states.QUEUED,
             "last_state_change": fields.Datetime.now(),
@@ -254,31 +276,29 @@ class AiGenerationRequest(models.Model):
             "dispatch_attempts": 0,
         }
         deadline_seconds = get_setting(self.env, "ai_generation.deadline_seconds")
-        self.env.cr.execute("SELECT pg_advisory_xact_lock(%s, %s)", (USER_LOCK_KEY, user.id))
-        Idempotency = self.env["ai.generation.idempotency"].sudo()
-        if idempotency_key:
-            # the PWA sends a key with every POST: one SELECT, not the ORM's search then fetch
-            self.env.cr.execute(
-                "SELECT body_hash, status_code, response FROM ai_generation_idempotency"
-                " WHERE user_id = %s AND key = %s",
-                (user.id, idempotency_key),
-            )
-            previous = self.env.cr.fetchone()
-            if previous:
-                if previous[0] != body_hash:
-                    raise IdempotencyKeyReused(
-                        "This Idempotency-Key was already used with another request body; use a new key."
-                    )
-                return previous[1], previous[2], True
-        self._check_rate_limit(user)
-        account = self.env["ai.credit.account"].sudo()._find_for_user(user)
+        rate_limit = get_setting(self.env, "ai_generation.rate_limit_per_minute")
+        since = fields.Datetime.now() - timedelta(seconds=60)
+        locked = self._lock_creates_of(user, idempotency_key, since)
+        if locked.previous:
+            previous_hash, status, answer = locked.previous
+            if previous_hash != body_hash:
+                raise IdempotencyKeyReused(
+                    "This Idempotency-Key was already used with another request body; use a new key."
+                )
+            return status, answer, True
+        _check_rate_limit(rate_limit, since, locked.recent, locked.oldest)
+        account = locked.account
         available = account.balance - account.held if account else 0
         if available < price:
             raise InsufficientCredits(
                 f"Not enough credits: this request costs {price}, you have {available}.",
                 fields={"credits": f"needed={price} available={available}"},
             )
-        values["deadline"] = fields.Datetime.now() + timedelta(seconds=deadline_seconds)
+        values.update(
+            company_id=locked.company_id,
+            user_message=text_in(locked.lang, STATE_MESSAGES[states.QUEUED]),
+            deadline=fields.Datetime.now() + timedelta(seconds=deadline_seconds),
+        )
         # one INSERT, the record cached as create() caches it (models/row_insert.py says why)
         request = insert_row(self.sudo(), values)
         if price:
@@ -288,7 +308,7 @@ class AiGenerationRequest(models.Model):
         body = request._api_accepted_body()
         if idempotency_key:
             insert_row(
-                Idempotency,
+                self.env["ai.generation.idempotency"].sudo(),
                 {
                     "user_id": user.id,
                     "key": idempotency_key,
@@ -309,23 +329,33 @@ class AiGenerationRequest(models.Model):
         )
         return 202, body, False
 
-    def _check_rate_limit(self, user):
-        limit = get_setting(self.env, "ai_generation.rate_limit_per_minute")
-        if limit <= 0:
-            return
-        since = fields.Datetime.now() - timedelta(seconds=60)
+    def _lock_creates_of(self, user, idempotency_key, since):
+        """Take ``user``'s create lock and read what a create checks under it, in one round trip.
+
+        Each statement of the string gets its own snapshot in READ COMMITTED, so the SELECT after the
+        lock sees every create that held it before. The owner's company, partner and language, the
+        account's credits (the records cached as the ORM would) come with the requests since
+        ``since`` (the rate limit) and the first answer to ``idempotency_key``: four round trips in
+        one, each of which made the user's other creates wait."""
         self.env.flush_all()
         self.env.cr.execute(
-            "SELECT count(*), min(create_date) FROM ai_generation_request"
-            " WHERE user_id = %s AND create_date > %s",
-            (user.id, since),
+            CREATES_LOCK_SQL,
+            {
+                "lock_key": USER_LOCK_KEY,
+                "user_id": user.id,
+                "since": since,
+                "key": idempotency_key or None,
+            },
         )
-        count, oldest = self.env.cr.fetchone()
-        if count >= limit:
-            retry_after = max(1, int((oldest - since).total_seconds()) + 1)
-            raise RateLimited(
-                f"Too many requests: at most {limit} per minute. Try again in {retry_after} s.", retry_after
-            )
+        company_id, partner_id, lang, recent, oldest, account_id, balance, held, *previous = (
+            self.env.cr.fetchone()
+        )
+        cache_owner(user, company_id, partner_id, lang)
+        Account = self.env["ai.credit.account"].sudo()
+        account = Account._cached(account_id, balance, held, user) if account_id else Account.browse()
+        return LockedCreates(
+            company_id, lang or "en_US", recent, oldest, account, previous if previous[0] else None
+        )
 
     # ------------------------------------------------------------------ answers
     def _status_url(self):
@@ -648,14 +678,18 @@ class AiGenerationRequest(models.Model):
         own (run_in_own_transaction), so the request's row lock orders concurrent callbacks.
         """
         request = self._lock_by_uuid(payload["generation_request_id"])
-        Event = self.env["ai.generation.event"]
         event_id = payload.get("event_id")
         if event_id:
-            seen = Event.search([("event_id", "=", event_id)], limit=1)
+            # a statement after the lock: it sees the same event committed by a callback that held it
+            self.env.cr.execute(
+                "SELECT request_id, kind FROM ai_generation_event WHERE event_id = %s LIMIT 1", (event_id,)
+            )
+            seen = self.env.cr.fetchone()
             if seen:
-                if seen.request_id != request or seen.kind != kind:
+                seen_request_id, seen_kind = seen
+                if seen_request_id != request.id or seen_kind != kind:
                     raise Conflict(
-                        f"event_id {event_id} was already used for a {seen.kind} callback of another request."
+                        f"event_id {event_id} was already used for a {seen_kind} callback of another request."
                     )
                 return request._callback_answer(duplicate=True)
         if kind == "notify":  # the worker words it in English (the taxonomy's): the owner reads theirs
@@ -664,7 +698,7 @@ class AiGenerationRequest(models.Model):
         if event_id and changed:
             # one INSERT: the ORM's create was a tenth of a callback's CPU (models/row_insert.py)
             insert_row(
-                Event.sudo(),
+                self.env["ai.generation.event"].sudo(),
                 {"event_id": event_id, "request_id": request.id, "kind": kind, "state_after": request.state},
                 cached=False,
             )
@@ -794,8 +828,9 @@ class AiGenerationRequest(models.Model):
         self.ensure_one()
         self._check_can_move(states.SUCCEEDED)
         hold = self._open_hold()
-        if hold:
-            self._account()._capture(self, hold)
+        account = self._account() if hold else None
+        if account:
+            account._capture(self, hold)
         moved = self._update_state(
             states.allowed_sources(states.SUCCEEDED),
             states.SUCCEEDED,
@@ -809,7 +844,7 @@ class AiGenerationRequest(models.Model):
                 "user_message": owner_text(self.user_id, STATE_MESSAGES[states.SUCCEEDED]),
             },
         )
-        moved._notify_owner()
+        moved._notify_owner(account)  # its credits are cached since the capture: not read again
         return moved
 
     def _set_failed(self, error_type, side, error_code, detail, attempt=None):
@@ -820,21 +855,23 @@ class AiGenerationRequest(models.Model):
         hold = self._open_hold()
         owner = self.user_id
         charge, warning, note = 0, False, owner_text(owner, NOT_CHARGED)
+        account = None  # read once, and only when credits move
         if side == "system":
             if hold:
-                self._account()._release(
+                account = self._account()
+                account._release(
                     self, hold, f"not charged: system-side failure {error_type} ({error_code or '-'})"
                 )
         else:
             policy = self.user_id.company_id._ai_invalid_input_policy()
             decision = decide_charge(policy, self.price, hold, self._prior_user_errors(policy.window_hours))
             charge, warning = decision.charge, decision.warning
+            if charge or hold - charge:
+                account = self._account()
             if charge:
-                self._account()._charge(self, charge, decision.reason)
+                account._charge(self, charge, decision.reason)
             if hold - charge:
-                self._account()._release(
-                    self, hold - charge, f"rest of the hold released after: {decision.reason}"
-                )
+                account._release(self, hold - charge, f"rest of the hold released after: {decision.reason}")
             if warning:
                 note = warning_note(owner, decision.warning_number, policy.free_warnings)
             elif charge:
@@ -858,7 +895,7 @@ class AiGenerationRequest(models.Model):
             },
         )
         _logger.info("request %s failed: %s (%s side), charged %s", self.uuid, error_type, side, charge)
-        moved._notify_owner()
+        moved._notify_owner(account)
         return moved
 
     def _set_cancelled(self, reason="not charged: cancelled by an administrator"):

@@ -79,13 +79,18 @@ def load_owner(user):
             " JOIN res_partner p ON p.id = u.partner_id WHERE u.id = %s",
             (user.id,),
         )
-        company_id, partner_id, lang = env.cr.fetchone()
-        partner = env["res.partner"].browse(partner_id)
-        env.cache.set(user, user._fields["company_id"], company_id)
-        env.cache.set(user, partner_field, partner_id)
-        env.cache.set(partner, partner._fields["lang"], lang)
+        cache_owner(user, *env.cr.fetchone())
     owner = user.sudo().with_context(prefetch_fields=False)
     return owner.company_id.id, owner.partner_id.lang or "en_US"
+
+
+def cache_owner(user, company_id, partner_id, lang):
+    """Put what load_owner reads (read by the caller's own query) in the ORM cache."""
+    env = user.env
+    partner = env["res.partner"].browse(partner_id)
+    env.cache.set(user, user._fields["company_id"], company_id)
+    env.cache.set(user, user._fields["partner_id"], partner_id)
+    env.cache.set(partner, partner._fields["lang"], lang)
 
 
 def owner_lang(user):

@@ -10,6 +10,7 @@ from . import (
     test_http_pwa,
     test_ledger,
     test_portal,
+    test_query_counts,
     test_rpc_surface,
     test_security,
     test_stored_values,

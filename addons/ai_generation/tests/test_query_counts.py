@@ -1,0 +1,55 @@
+# License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+"""The statements a create and each callback send, counted as Odoo's own performance tests count them.
+
+Under load every statement is a round trip during which the thread gives up the GIL and then waits to
+get it back, and a create's statements run under the user's lock: a statement added to these paths
+shows here, where a benchmark on shared cores could not tell it from noise (bench/README.md). The
+counts include the bus row (written at flush in tests, at commit on a server) and not the commit.
+"""
+
+from odoo.tests import tagged
+
+from ..pure.validation import GenerationInput
+from .common import TEXT_MODEL, AiGenerationCase
+
+GEN = GenerationInput(backend="external", model=TEXT_MODEL, task="text", prompt="a haiku", params={})
+
+
+@tagged("at_install", "-post_install", "ai_generation")
+class TestQueryCounts(AiGenerationCase):
+    def setUp(self):
+        super().setUp()
+        self.grant(self.alice, 100)
+        self.Request = self.env["ai.generation.request"]
+        self.Request._api_create(self.alice, GEN)  # the settings' and prices' caches filled
+        self.env.flush_all()
+
+    def test_a_create_is_one_locked_read_and_four_writes(self):
+        # the lock with the owner, rate limit, account and key read; the request; the hold (account,
+        # line); the bus row
+        with self.assertQueryCount(5):
+            status, _body, _replayed = self.Request._api_create(self.alice, GEN)
+            self.env.flush_all()
+        self.assertEqual(status, 202)
+
+    def test_a_create_with_an_idempotency_key_adds_only_the_key_row_and_a_replay_is_one_read(self):
+        with self.assertQueryCount(6):
+            first = self.Request._api_create(self.alice, GEN, "key-1", "hash-1")
+            self.env.flush_all()
+        with self.assertQueryCount(1):
+            self.assertEqual(
+                self.Request._api_create(self.alice, GEN, "key-1", "hash-1"), (202, first[1], True)
+            )
+
+    def test_a_success_reads_its_hold_and_account_once(self):
+        request = self.new_request(self.alice)
+        self.callback("progress", request, state="running", attempt=1)
+        self.env.flush_all()
+        payload = {"generation_request_id": request.uuid, "event_id": "evt-result-1", "output": "a poem"}
+        self.env.invalidate_all()  # a callback starts a transaction of its own: nothing cached
+        # the request locked, its event looked up, the hold summed, the account read, then moved
+        # (account, line), the owner read, the event, the request and the bus row written
+        with self.assertQueryCount(10):
+            answer = self.Request.sudo()._handle_callback("result", payload)
+            self.env.flush_all()
+        self.assertEqual(answer["status"], "succeeded")
