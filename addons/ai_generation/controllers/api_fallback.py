@@ -1,6 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """Every other /api/v1/* request: a JSON 404 (or 405 when the path exists for other methods), never
-Odoo's HTML page, and the CORS preflight of any API path."""
+Odoo's HTML page, and the CORS preflight of any API path. The workers' callback paths answer the same
+way: a worker is an HTTP client too (an n8n node set to GET, a typo in a URL)."""
 
 import werkzeug.exceptions
 from odoo import http
@@ -10,8 +11,12 @@ from ..models.ir_http import preflight_response
 from ..models.json_http import error_response
 from ..pure.errors import ApiError, NotFound
 
-FALLBACK_ROUTES = ("/api/v1", "/api/v1/<path:rest>")
+API_FALLBACK_ROUTES = ["/api/v1", "/api/v1/<path:rest>"]
+CALLBACK_FALLBACK_ROUTES = ["/ai/generation", "/ai/generation/<path:rest>"]
+# /notify/* is not this addon's alone: only its one path there, for the methods its route refuses
+NOTIFY_PATH = "/notify/generation-error"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+FALLBACK_OPTIONS = {"type": "http", "auth": "none", "csrf": False, "save_session": False}
 
 
 class MethodNotAllowed(ApiError):
@@ -19,7 +24,7 @@ class MethodNotAllowed(ApiError):
 
 
 def _methods_of(path):
-    """The methods another API route accepts on ``path`` (empty: no route has it)."""
+    """The methods another route accepts on ``path`` (empty: no route but these fallbacks has it)."""
     adapter = request.env["ir.http"].routing_map().bind_to_environ(request.httprequest.environ)
     found = []
     for method in METHODS:
@@ -27,26 +32,39 @@ def _methods_of(path):
             rule, _args = adapter.match(path, method=method, return_rule=True)
         except werkzeug.exceptions.HTTPException:
             continue
-        if rule.rule not in FALLBACK_ROUTES:
+        if getattr(rule.endpoint, "__name__", None) not in ApiFallback.ENDPOINTS:
             found.append(method)
     return found
 
 
-class ApiFallback(http.Controller):
-    @http.route(list(FALLBACK_ROUTES), type="http", auth="none", csrf=False, save_session=False)
-    def unknown_api_path(self, **_kwargs):
-        httprequest = request.httprequest
-        if httprequest.method == "OPTIONS":
-            return preflight_response()
-        methods = _methods_of(httprequest.path)
-        if methods:
-            response = error_response(
-                MethodNotAllowed(
-                    f"{httprequest.path} accepts {', '.join(methods)}, not {httprequest.method}."
-                )
-            )
-            response.headers["Allow"] = ", ".join(methods)
-            return response
-        return error_response(
-            NotFound(f"No API route {httprequest.method} {httprequest.path} (docs/openapi.yaml lists them).")
+def _not_routed():
+    """405 with Allow when the path exists for other methods, else 404: as JSON."""
+    httprequest = request.httprequest
+    methods = _methods_of(httprequest.path)
+    if methods:
+        response = error_response(
+            MethodNotAllowed(f"{httprequest.path} accepts {', '.join(methods)}, not {httprequest.method}.")
         )
+        response.headers["Allow"] = ", ".join(methods)
+        return response
+    return error_response(
+        NotFound(f"No route {httprequest.method} {httprequest.path} (docs/openapi.yaml lists them).")
+    )
+
+
+class ApiFallback(http.Controller):
+    ENDPOINTS = ("unknown_api_path", "unknown_callback_path", "notify_other_method")
+
+    @http.route(API_FALLBACK_ROUTES, **FALLBACK_OPTIONS)
+    def unknown_api_path(self, **_kwargs):
+        if request.httprequest.method == "OPTIONS":
+            return preflight_response()
+        return _not_routed()
+
+    @http.route(CALLBACK_FALLBACK_ROUTES, **FALLBACK_OPTIONS)
+    def unknown_callback_path(self, **_kwargs):
+        return _not_routed()
+
+    @http.route(NOTIFY_PATH, methods=[m for m in METHODS if m != "POST"], **FALLBACK_OPTIONS)
+    def notify_other_method(self, **_kwargs):
+        return _not_routed()

@@ -99,3 +99,15 @@ class TestHttpCallbacks(AiGenerationHttpCase):
         )
         self.assertEqual((status, error["error"]["code"]), (409, "illegal_transition"))
         self.assertIn("queued", error["error"]["message"])
+
+    def test_a_callback_path_with_another_method_or_an_unknown_one_answers_json(self):
+        # a worker's HTTP node misconfigured to GET, or a typo in its URL: JSON, as every API answer
+        for method in ("GET", "PUT", "DELETE"):
+            for path in ("/ai/generation/result", "/notify/generation-error"):
+                with self.subTest(method=method, path=path):
+                    status, error = self.call(method, path, token=self.secret)
+                    self.assertEqual((status, error["error"]["code"]), (405, "method_not_allowed"))
+                    self.assertEqual(self.last_response.headers["Allow"], "POST")
+        status, error = self.call("POST", "/ai/generation/resutl", {}, token=self.secret)
+        self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+        self.assertEqual(self.request.state, "queued")
