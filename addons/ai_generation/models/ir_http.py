@@ -34,12 +34,21 @@ def add_cors_headers(response):
     return response
 
 
+def _no_content():
+    """A 204 claims no type for the body it does not have (Odoo's default says text/html)."""
+    response = Response(status=204)
+    del response.headers["Content-Type"]
+    return response
+
+
 def preflight_response():
     """The answer to OPTIONS on /api/v1/*, before any authentication (a browser sends no credentials
     with a preflight): the CORS headers for an allowed origin, a JSON 403 for any other origin."""
+    # answered before the route's save_session=False applies: no session cookie on a preflight
+    request.session.can_save = False
     origin = request.httprequest.headers.get("Origin")
     if not origin:  # not a browser's preflight: what the path accepts
-        response = Response(status=204)
+        response = _no_content()
         response.headers["Allow"] = cors.ALLOW_METHODS
         return response
     allowed = _allowed_origin()
@@ -51,7 +60,7 @@ def preflight_response():
             code="origin_not_allowed",
         )
         return json_response(error.body(), 403)
-    response = Response(status=204)
+    response = _no_content()
     for name, value in cors.preflight_headers(allowed).items():
         response.headers[name] = value
     return response

@@ -105,12 +105,16 @@ class TestCors(AiGenerationHttpCase):
                     self.assertIn(name, allowed_headers)
                 self.assertIn("POST", response.headers["Access-Control-Allow-Methods"])
                 self.assertNotIn("Access-Control-Allow-Credentials", response.headers)
+                # a 204 has no body: no type claimed for it (it said text/html); no session either
+                self.assertNotIn("Content-Type", response.headers)
+                self.assertNotIn("Set-Cookie", response.headers)
 
     def test_another_origins_preflight_is_refused(self):
         response = self.options("/api/v1/generations", "https://evil.example.com")
         self.assertEqual(response.status_code, 403)
         self.assertEqual(response.json()["error"]["code"], "origin_not_allowed")
         self.assertNotIn("Access-Control-Allow-Origin", response.headers)
+        self.assertNotIn("Set-Cookie", response.headers)
 
     def test_answers_carry_cors_headers_for_listed_origins_only(self):
         status, accepted = self.call(
