@@ -178,3 +178,83 @@ def test_the_own_transaction_is_read_committed_and_the_callers_next_one_repeatab
         "read committed",
         "repeatable read",
     ]
+
+
+REFUSED_COMMIT = """
+import json
+from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
+
+env.cr.execute("CREATE TABLE aigen_deferred_probe (x int UNIQUE DEFERRABLE INITIALLY DEFERRED)")
+env.cr.commit()
+
+
+def twice(own_env):
+    own_env.cr.execute("INSERT INTO aigen_deferred_probe VALUES (1), (1)")  # refused at COMMIT only
+
+
+try:
+    run_in_own_transaction(env, twice)
+    outcome = "returned"
+except Exception as exc:
+    outcome = type(exc).__name__
+env.cr.rollback()
+env.cr.execute("SELECT count(*) FROM aigen_deferred_probe")
+rows = env.cr.fetchone()[0]
+env.cr.execute("DROP TABLE aigen_deferred_probe")
+env.cr.commit()
+print(json.dumps({"outcome": outcome, "rows": rows}))
+"""
+
+
+def test_a_commit_the_server_refuses_is_an_error_not_committed_work():
+    # psycopg2 leaves the connection idle after a refused COMMIT, as after a committed one: the
+    # refusal was taken for a failing post-commit hook, and the caller answered as if money had moved
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        answer = json_lines(odoo.shell(db, REFUSED_COMMIT))[-1]
+    assert answer == {"outcome": "UniqueViolation", "rows": 0}
+
+
+HOOK_OPENS_A_TRANSACTION = """
+import json
+from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
+
+
+def level(cr):
+    cr.execute("SELECT current_setting('transaction_isolation')")
+    return cr.fetchone()[0]
+
+
+def write_then_hook_reads(own_env):
+    own_env.cr.postcommit.add(lambda: seen.append(level(own_env.cr)))  # a hook that runs SQL
+
+
+seen = []
+run_in_own_transaction(env, write_then_hook_reads)
+env.cr.commit()  # ends the transaction the hook opened
+seen.append(level(env.cr))
+env.cr.postcommit.add(lambda: level(env.cr))  # the caller's hook opens a transaction before the own one
+try:
+    run_in_own_transaction(env, lambda own_env: level(own_env.cr))
+    seen.append("returned")
+except Exception as exc:
+    seen.append(type(exc).__name__)
+seen.append(run_in_own_transaction(env, lambda own_env: level(own_env.cr)))
+seen.append(level(env.cr))
+print(json.dumps({"levels": seen}))
+"""
+
+
+def test_hooks_that_run_sql_leave_the_cursor_at_the_callers_level():
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        levels = json_lines(odoo.shell(db, HOOK_OPENS_A_TRANSACTION))[-1]["levels"]
+    # a hook after the own commit runs at the caller's level again; a caller's hook that opened a
+    # transaction makes the next own transaction refuse (rolled back), and the one after runs as usual
+    assert levels == [
+        "repeatable read",
+        "repeatable read",
+        "ProgrammingError",
+        "read committed",
+        "repeatable read",
+    ]

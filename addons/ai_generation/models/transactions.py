@@ -17,6 +17,7 @@ While tests run (one test cursor for the whole test, which must not commit) and 
 installed (its demo data), a savepoint in the caller's cursor stands in: see may_commit_apart.
 """
 
+import functools
 import logging
 import random
 import threading
@@ -50,7 +51,7 @@ def run_in_own_transaction(env, func, *args, **kwargs):
 
     It runs on the caller's cursor (one database connection per request, not two): the caller's
     transaction is committed first, which ends its REPEATABLE READ snapshot so that the next transaction
-    may set its own isolation level as its first statement. Callers therefore write only through here:
+    may open in another isolation level (_ReadCommittedOnce). Callers therefore write only through here:
     what they did before is committed with it. On an error the own transaction is rolled back and the
     error raised. Inside another own transaction (already READ COMMITTED and atomic) ``func`` just runs.
     """
@@ -65,12 +66,13 @@ def run_in_own_transaction(env, func, *args, **kwargs):
         cr.commit()  # this module's one job: a transaction of its own; pylint: disable=invalid-commit
         env.invalidate_all()  # nothing read in the old snapshot may stand for the new one
         setattr(cr, _IN_OWN_TRANSACTION, True)
-        restore = _read_committed_until_it_ends(cr)
+        level = None
         try:
+            level = _ReadCommittedOnce(cr)
             result = func(env, *args, **kwargs)
             # the commit flushes only environments still alive (a WeakSet): flush this one now
             env.flush_all()
-            _commit(cr)
+            _commit(cr, level)
             return result
         except TransactionRollbackError as exc:
             cr.rollback()
@@ -83,39 +85,56 @@ def run_in_own_transaction(env, func, *args, **kwargs):
             raise
         finally:
             setattr(cr, _IN_OWN_TRANSACTION, False)
-            restore()
+            if level is not None:
+                level.restore()
     raise AssertionError("unreachable")
 
 
-def _read_committed_until_it_ends(cr):
-    """Open the cursor's next transaction in READ COMMITTED, the caller's level back once it ends.
+class _ReadCommittedOnce:
+    """The cursor's next transaction opened in READ COMMITTED, the caller's level back once it ends.
 
     psycopg2 sends ``BEGIN ISOLATION LEVEL ...`` before a transaction's first statement with the
     connection's level: setting the level there costs no statement (a ``SET TRANSACTION`` was a round
     trip of its own, and each round trip under load waits for the GIL again). The level can only change
-    between transactions: it is restored by the first post-commit hook (before any other hook could
-    open a transaction on this cursor) and, after a rollback, by the returned function.
+    between transactions (psycopg2 raises inside one): it is restored by the first post-commit hook,
+    before any other hook could open a transaction on this cursor, or by ``restore`` after a rollback.
+    That hook also tells ``_commit`` that PostgreSQL committed.
     """
-    cnx = cr._cnx
-    level = cnx.isolation_level
-    cnx.isolation_level = ISOLATION_LEVEL_READ_COMMITTED
 
-    def restore():
-        if cnx.isolation_level != level and cnx.info.transaction_status == TRANSACTION_STATUS_IDLE:
-            cnx.isolation_level = level
+    def __init__(self, cr):
+        self.cr, self.cnx = cr, cr._cnx
+        self.level = self.cnx.isolation_level
+        self.committed = False
+        self.cnx.isolation_level = ISOLATION_LEVEL_READ_COMMITTED
+        cr.postcommit.add(self._on_commit)  # the queue is empty: the caller just committed
 
-    cr.postcommit.add(restore)
-    return restore
+    def _on_commit(self):
+        self.committed = True
+        self.restore()
+
+    def restore(self, again=True):
+        if self.cnx.isolation_level == self.level:
+            return
+        if self.cnx.info.transaction_status == TRANSACTION_STATUS_IDLE:
+            self.cnx.isolation_level = self.level
+        elif again:  # a hook opened a transaction on this cursor: the level comes back once it ends
+            later = functools.partial(self.restore, again=False)
+            self.cr.postcommit.add(later)
+            self.cr.postrollback.add(later)
+        else:
+            _logger.warning("a cursor stays in READ COMMITTED: its hooks kept a transaction open")
 
 
-def _commit(cr):
+def _commit(cr, level):
     """Commit; a post-commit hook (the bus NOTIFY, the publisher hand-off) failing once PostgreSQL has
     committed is logged, not raised: answering an error for committed work would make a client retry
-    it. What such a hook did not do is done later (the outbox cron, the bus rows)."""
+    it. What such a hook did not do is done later (the outbox cron, the bus rows). Whether PostgreSQL
+    committed is the first hook's word (``level.committed``): a COMMIT refused by the server (a
+    deferred constraint) leaves the connection idle as a committed one does."""
     try:
         cr.commit()  # pylint: disable=invalid-commit
     except Exception as exc:
-        if cr._cnx.info.transaction_status != TRANSACTION_STATUS_IDLE:
+        if not level.committed:
             raise  # the COMMIT itself (or what precedes it) failed: nothing was committed
         cr.postcommit.clear()
         _logger.warning("committed; a post-commit hook failed: %s: %s", type(exc).__name__, exc)
