@@ -143,3 +143,50 @@ def test_parallel_callbacks_on_one_account_settle_without_serialization_failures
         mine = "user_id = (SELECT id FROM res_users WHERE login = 'ai_alice')"
         states = psql(db, f"SELECT state, count(*) FROM ai_generation_request WHERE {mine} GROUP BY state")
         assert dict(states) == {"failed": str(len(ids[1::2])), "succeeded": str(len(ids[::2]))}
+
+
+RATE_LIMIT = 4
+
+
+def test_parallel_requests_with_one_key_create_once_and_the_rate_limit_is_exact():
+    """The checks a create makes under the user's lock (models/ai_generation_request.py,
+    CREATES_LOCK_SQL) read what the previous holder committed: one Idempotency-Key sent by 12
+    clients at once creates one request, and 12 distinct requests meet the rate limit exactly."""
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_conc") as db:
+        api_key = json_lines(odoo.shell(db, setup_without_broker(PRICE, PRICE * 100)))[-1]["api_key"]
+        psql(
+            db,
+            f"UPDATE ir_config_parameter SET value = '{RATE_LIMIT}'"
+            " WHERE key = 'ai_generation.rate_limit_per_minute'",
+        )
+        with OdooServer(odoo, db) as server:
+
+            def parallel(headers_of, prompt_of, count=12):
+                start = threading.Barrier(count)
+
+                def post(i):
+                    start.wait()
+                    response = requests.post(
+                        f"{server.url}/api/v1/generations",
+                        json={"backend": "external", "model": "gpt-test", "prompt": prompt_of(i)},
+                        headers={"Authorization": f"Bearer {api_key}", **headers_of(i)},
+                        timeout=120,
+                    )
+                    return response.status_code, response.headers.get("Idempotent-Replayed"), response.json()
+
+                with ThreadPoolExecutor(count) as pool:
+                    return list(pool.map(post, range(count)))
+
+            same_key = parallel(lambda i: {"Idempotency-Key": "launch-1"}, lambda i: "one poem")
+            distinct = parallel(lambda i: {}, lambda i: f"poem {i}")
+            log = server.log()
+        assert {status for status, _replayed, _body in same_key} == {202}
+        assert sorted(replayed or "no" for _status, replayed, _body in same_key) == ["no"] + ["true"] * 11
+        assert len({body["request_id"] for _status, _replayed, body in same_key}) == 1
+        # the key's request used one of the minute's RATE_LIMIT creates
+        statuses = sorted(status for status, _replayed, _body in distinct)
+        assert statuses == [202] * (RATE_LIMIT - 1) + [429] * (12 - RATE_LIMIT + 1), distinct
+        mine = "user_id = (SELECT id FROM res_users WHERE login = 'ai_alice')"
+        assert psql(db, f"SELECT count(*) FROM ai_generation_request WHERE {mine}") == [[str(RATE_LIMIT)]]
+        assert log.count("tries left") == 0 and " ERROR " not in log, log[-3000:]

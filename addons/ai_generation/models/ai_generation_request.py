@@ -76,26 +76,32 @@ STATE_SELECTION = [
 ]
 # The key of pg_advisory_xact_lock(key, user id) that serialises one user's creates ("AIGE")
 USER_LOCK_KEY = 0x41494745
-# The lock, then (a statement of its own: a snapshot taken after the lock) what a create checks under it
+# The lock, then (a statement of its own: a snapshot taken after the lock) what a create checks under it.
+# The rate limit's window ends when that statement starts, after the wait for the lock.
+RATE_WINDOW_SECONDS = 60
 CREATES_LOCK_SQL = """
 SELECT pg_advisory_xact_lock(%(lock_key)s, %(user_id)s);
-SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest,
-       a.id, a.balance, a.held, i.body_hash, i.status_code, i.response
+WITH w AS (SELECT (statement_timestamp() AT TIME ZONE 'UTC') - %(window)s * interval '1 second' AS since)
+SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
+       a.id, a.balance, a.held, i.id, i.body_hash, i.status_code, i.response
   FROM res_users u
   JOIN res_partner p ON p.id = u.partner_id
- CROSS JOIN (SELECT count(*) AS count, min(create_date) AS oldest FROM ai_generation_request
-              WHERE user_id = %(user_id)s AND create_date > %(since)s) recent
+ CROSS JOIN w
+ CROSS JOIN LATERAL (SELECT count(*) AS count, min(create_date) AS oldest FROM ai_generation_request
+                      WHERE user_id = u.id AND create_date > w.since) recent
   LEFT JOIN ai_credit_account a ON a.user_id = u.id
   LEFT JOIN ai_generation_idempotency i ON i.user_id = u.id AND i.key = %(key)s
  WHERE u.id = %(user_id)s
 """
-LockedCreates = collections.namedtuple("LockedCreates", "company_id lang recent oldest account previous")
+LockedCreates = collections.namedtuple(
+    "LockedCreates", "company_id lang recent oldest since account previous"
+)
 _WRITE_KEY = "ai_generation_request_write"
 _WRITE_SENTINEL = object()  # only this module's code holds it: no RPC context can carry it
 
 
 def _check_rate_limit(limit, since, recent, oldest):
-    """RateLimited when ``recent`` creates since ``since`` (the oldest at ``oldest``) reach ``limit``."""
+    """RateLimited when ``recent`` creates after ``since`` (the oldest at ``oldest``) reach ``limit``."""
     if limit > 0 and recent >= limit:
         retry_after = max(1, int((oldest - since).total_seconds()) + 1)
         raise RateLimited(
@@ -277,8 +283,7 @@ class AiGenerationRequest(models.Model):
         }
         deadline_seconds = get_setting(self.env, "ai_generation.deadline_seconds")
         rate_limit = get_setting(self.env, "ai_generation.rate_limit_per_minute")
-        since = fields.Datetime.now() - timedelta(seconds=60)
-        locked = self._lock_creates_of(user, idempotency_key, since)
+        locked = self._lock_creates_of(user, idempotency_key)
         if locked.previous:
             previous_hash, status, answer = locked.previous
             if previous_hash != body_hash:
@@ -286,7 +291,7 @@ class AiGenerationRequest(models.Model):
                     "This Idempotency-Key was already used with another request body; use a new key."
                 )
             return status, answer, True
-        _check_rate_limit(rate_limit, since, locked.recent, locked.oldest)
+        _check_rate_limit(rate_limit, locked.since, locked.recent, locked.oldest)
         account = locked.account
         available = account.balance - account.held if account else 0
         if available < price:
@@ -329,32 +334,39 @@ class AiGenerationRequest(models.Model):
         )
         return 202, body, False
 
-    def _lock_creates_of(self, user, idempotency_key, since):
+    def _lock_creates_of(self, user, idempotency_key):
         """Take ``user``'s create lock and read what a create checks under it, in one round trip.
 
         Each statement of the string gets its own snapshot in READ COMMITTED, so the SELECT after the
         lock sees every create that held it before. The owner's company, partner and language, the
-        account's credits (the records cached as the ORM would) come with the requests since
-        ``since`` (the rate limit) and the first answer to ``idempotency_key``: four round trips in
-        one, each of which made the user's other creates wait."""
+        account's credits (the records cached as the ORM would) come with the requests of the rate
+        limit's window and the first answer to ``idempotency_key``: four round trips in one, each of
+        which made the user's other creates wait."""
         self.env.flush_all()
         self.env.cr.execute(
             CREATES_LOCK_SQL,
             {
                 "lock_key": USER_LOCK_KEY,
                 "user_id": user.id,
-                "since": since,
+                "window": RATE_WINDOW_SECONDS,
                 "key": idempotency_key or None,
             },
         )
-        company_id, partner_id, lang, recent, oldest, account_id, balance, held, *previous = (
+        company_id, partner_id, lang, recent, oldest, since, account_id, balance, held, *previous = (
             self.env.cr.fetchone()
         )
         cache_owner(user, company_id, partner_id, lang)
         Account = self.env["ai.credit.account"].sudo()
         account = Account._cached(account_id, balance, held, user) if account_id else Account.browse()
+        previous_id, *previous = previous
         return LockedCreates(
-            company_id, lang or "en_US", recent, oldest, account, previous if previous[0] else None
+            company_id,
+            lang or "en_US",
+            recent,
+            oldest,
+            since,
+            account,
+            previous if previous_id is not None else None,
         )
 
     # ------------------------------------------------------------------ answers
