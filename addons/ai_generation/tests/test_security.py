@@ -45,6 +45,30 @@ class TestSecurity(AiGenerationCase):
             self.env["ai.credit.ledger.line"].with_user(self.manager).search([("user_id", "=", self.bob.id)])
         )
 
+    def test_managers_see_the_companies_they_work_in(self):
+        # Bob works for another company; a manager of Alice's company sees Bob's records only once that
+        # company is selected in the switcher (Odoo's multi-company rules)
+        other = self.env["res.company"].create({"name": "Other AI Company"})
+        self.bob.write({"company_ids": [(4, other.id)], "company_id": other.id})
+        self.manager.write({"company_ids": [(4, other.id)]})
+        home = self.manager.company_id
+        models = ("ai.generation.request", "ai.credit.account", "ai.credit.ledger.line", "ai.credit.report")
+        for model in models:
+            with self.subTest(model=model):
+                Model = self.env[model].with_user(self.manager)
+                self.env.invalidate_all()
+                only_home = Model.with_context(allowed_company_ids=home.ids).search([])
+                both = Model.with_context(allowed_company_ids=(home | other).ids).search([])
+                self.assertNotIn(self.bob, only_home.user_id)
+                self.assertIn(self.alice, only_home.user_id)
+                self.assertIn(self.bob, both.user_id)
+        with self.assertRaises(AccessError):
+            self.bob_request.with_user(self.manager).with_context(allowed_company_ids=home.ids).read(
+                ["prompt"]
+            )
+        # Bob, in his own company, still sees all of his (their company follows his)
+        self.assertEqual(self.env["ai.generation.request"].with_user(self.bob).search([]), self.bob_request)
+
     def test_error_detail_is_for_managers(self):
         self.callback("failure", self.alice_request, **self.failure_payload("provider_unavailable"))
         with self.assertRaises(AccessError):
