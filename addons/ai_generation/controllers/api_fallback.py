@@ -37,7 +37,7 @@ def _methods_of(path):
     return found
 
 
-def _not_routed():
+def not_routed():
     """405 with Allow when the path exists for other methods, else 404: as JSON."""
     httprequest = request.httprequest
     methods = _methods_of(httprequest.path)
@@ -59,12 +59,12 @@ class ApiFallback(http.Controller):
     def unknown_api_path(self, **_kwargs):
         if request.httprequest.method == "OPTIONS":
             return preflight_response()
-        return _not_routed()
+        return not_routed()
 
     @http.route(CALLBACK_FALLBACK_ROUTES, **FALLBACK_OPTIONS)
     def unknown_callback_path(self, **_kwargs):
-        return _not_routed()
+        return not_routed()
 
     @http.route(NOTIFY_PATH, methods=[m for m in METHODS if m != "POST"], **FALLBACK_OPTIONS)
     def notify_other_method(self, **_kwargs):
-        return _not_routed()
+        return not_routed()

@@ -16,6 +16,7 @@ from ..models.res_config_settings import SECRET_PARAM
 from ..models.transactions import call_in_own_transaction
 from ..pure import contracts, validation, worker_secret
 from ..pure.errors import ApiError, Unauthorized, ValidationFailed
+from .api_fallback import not_routed
 
 _logger = logging.getLogger(__name__)
 
@@ -70,6 +71,9 @@ def _payload(httprequest, kind):
 
 class WorkerCallbacks(http.Controller):
     def _handle(self, kind):
+        if request.httprequest.method != "POST":
+            # Odoo's routing adds OPTIONS to every route that lists its methods: it must not run one
+            return not_routed()
         env = api.Environment(request.env.cr, api.SUPERUSER_ID, {})
         try:
             if not _authenticated_worker(env, request.httprequest):

@@ -102,12 +102,20 @@ class TestHttpCallbacks(AiGenerationHttpCase):
 
     def test_a_callback_path_with_another_method_or_an_unknown_one_answers_json(self):
         # a worker's HTTP node misconfigured to GET, or a typo in its URL: JSON, as every API answer
-        for method in ("GET", "PUT", "DELETE"):
-            for path in ("/ai/generation/result", "/notify/generation-error"):
+        for method in ("GET", "PUT", "DELETE", "OPTIONS"):
+            for path in ("/ai/generation/result", "/notify/generation-error", "/ai/generation/progress"):
                 with self.subTest(method=method, path=path):
                     status, error = self.call(method, path, token=self.secret)
                     self.assertEqual((status, error["error"]["code"]), (405, "method_not_allowed"))
                     self.assertEqual(self.last_response.headers["Allow"], "POST")
+        # OPTIONS reached the callback itself (Odoo adds it to every route with methods): not any more
+        status, _error = self.call(
+            "OPTIONS",
+            "/ai/generation/progress",
+            {"generation_request_id": self.request.uuid, "event_id": event_id(), "state": "running"},
+            token=self.secret,
+        )
+        self.assertEqual(status, 405)
         status, error = self.call("POST", "/ai/generation/resutl", {}, token=self.secret)
         self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
         self.assertEqual(self.request.state, "queued")

@@ -4,7 +4,7 @@ import logging
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
-from .common import AiGenerationCase
+from .common import TEXT_PRICE, AiGenerationCase
 
 SECRET_PROMPT = "my-very-private-prompt-7f3a"
 
@@ -68,6 +68,19 @@ class TestSecurity(AiGenerationCase):
             )
         # Bob, in his own company, still sees all of his (their company follows his)
         self.assertEqual(self.env["ai.generation.request"].with_user(self.bob).search([]), self.bob_request)
+        # nor does the credit wizard, which finds and moves the account as superuser, reach him
+        Wizard = self.env["ai.credit.operation.wizard"].with_user(self.manager)
+        for operation in ("grant", "adjustment"):
+            wizard = Wizard.with_context(allowed_company_ids=home.ids).create(
+                {"operation": operation, "user_id": self.bob.id, "credits": 5, "reason": "other company"}
+            )
+            with self.subTest(operation=operation), self.assertRaises(AccessError):
+                wizard.action_apply()
+        self.assertBalance(self.bob, 50, TEXT_PRICE)
+        Wizard.with_context(allowed_company_ids=(home | other).ids).create(
+            {"operation": "grant", "user_id": self.bob.id, "credits": 5, "reason": "both companies"}
+        ).action_apply()
+        self.assertBalance(self.bob, 55, TEXT_PRICE)
 
     def test_error_detail_is_for_managers(self):
         self.callback("failure", self.alice_request, **self.failure_payload("provider_unavailable"))

@@ -54,6 +54,15 @@ class AiCreditOperationWizard(models.TransientModel):
             owner = self.user_id or self.account_id.user_id
             if owner and (not owner.active or owner._is_public() or owner._is_superuser()):
                 raise UserError(_("Credits are for active users: %s cannot hold any.", owner.display_name))
+            # the account is found and moved as superuser: the multi-company rule is checked here
+            if owner and not self.env.su and owner.company_id not in self.env.companies:
+                raise AccessError(
+                    _(
+                        "%(user)s works for %(company)s: select that company to change their credits.",
+                        user=owner.display_name,
+                        company=owner.company_id.display_name,
+                    )
+                )
             account = self.account_id or self.env["ai.credit.account"].sudo()._find_for_user(self.user_id)
             try:
                 if account:
