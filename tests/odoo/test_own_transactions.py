@@ -139,7 +139,8 @@ def test_a_post_commit_hook_failing_does_not_turn_committed_work_into_an_error()
     assert run_script(HOOK_FAILS_AFTER_COMMIT, query) == [["queued", "3"]]
 
 
-ISOLATION_LEVELS = """
+# Shell scripts about isolation levels start with this; each prints {"levels": [...]}
+LEVELS_PRELUDE = """
 import json
 from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
 
@@ -147,7 +148,11 @@ from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
 def level(cr):
     cr.execute("SELECT current_setting('transaction_isolation')")
     return cr.fetchone()[0]
+"""
 
+ISOLATION_LEVELS = (
+    LEVELS_PRELUDE
+    + """
 
 def fails(own_env):
     seen.append(level(own_env.cr))
@@ -165,13 +170,18 @@ except RuntimeError:
 seen.append(level(env.cr))
 print(json.dumps({"levels": seen}))
 """
+)
+
+
+def levels_seen(script):
+    """The levels a LEVELS_PRELUDE script printed, run in odoo-bin shell on a fresh database."""
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
+        return json_lines(odoo.shell(db, script))[-1]["levels"]
 
 
 def test_the_own_transaction_is_read_committed_and_the_callers_next_one_repeatable_read():
-    odoo = require_odoo()
-    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
-        levels = json_lines(odoo.shell(db, ISOLATION_LEVELS))[-1]["levels"]
-    assert levels == [
+    assert levels_seen(ISOLATION_LEVELS) == [
         "repeatable read",
         "read committed",
         "repeatable read",
@@ -215,15 +225,9 @@ def test_a_commit_the_server_refuses_is_an_error_not_committed_work():
     assert answer == {"outcome": "UniqueViolation", "rows": 0}
 
 
-HOOK_OPENS_A_TRANSACTION = """
-import json
-from odoo.addons.ai_generation.models.transactions import run_in_own_transaction
-
-
-def level(cr):
-    cr.execute("SELECT current_setting('transaction_isolation')")
-    return cr.fetchone()[0]
-
+HOOK_OPENS_A_TRANSACTION = (
+    LEVELS_PRELUDE
+    + """
 
 def write_then_hook_reads(own_env):
     own_env.cr.postcommit.add(lambda: seen.append(level(own_env.cr)))  # a hook that runs SQL
@@ -243,15 +247,13 @@ seen.append(run_in_own_transaction(env, lambda own_env: level(own_env.cr)))
 seen.append(level(env.cr))
 print(json.dumps({"levels": seen}))
 """
+)
 
 
 def test_hooks_that_run_sql_leave_the_cursor_at_the_callers_level():
-    odoo = require_odoo()
-    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_own") as db:
-        levels = json_lines(odoo.shell(db, HOOK_OPENS_A_TRANSACTION))[-1]["levels"]
     # a hook after the own commit runs at the caller's level again; a caller's hook that opened a
     # transaction makes the next own transaction refuse (rolled back), and the one after runs as usual
-    assert levels == [
+    assert levels_seen(HOOK_OPENS_A_TRANSACTION) == [
         "repeatable read",
         "repeatable read",
         "ProgrammingError",
