@@ -3,18 +3,20 @@
 Odoo's HTML page, and the CORS preflight of any API path. The workers' callback paths answer the same
 way: a worker is an HTTP client too (an n8n node set to GET, a typo in a URL)."""
 
+import re
+
 import werkzeug.exceptions
 from odoo import http
 from odoo.http import request
 
-from ..models.ir_http import preflight_response
+from ..models.ir_http import CALLBACK_PREFIX, NOTIFY_PATH, preflight_response
 from ..models.json_http import error_response
 from ..pure.errors import ApiError, NotFound
 
 API_FALLBACK_ROUTES = ["/api/v1", "/api/v1/<path:rest>"]
-CALLBACK_FALLBACK_ROUTES = ["/ai/generation", "/ai/generation/<path:rest>"]
-# /notify/* is not this addon's alone: only its one path there, for the methods its route refuses
-NOTIFY_PATH = "/notify/generation-error"
+CALLBACK_FALLBACK_ROUTES = [CALLBACK_PREFIX, f"{CALLBACK_PREFIX}/<path:rest>"]
+# /notify/* is not this addon's alone: only its one path there (NOTIFY_PATH), for the methods its
+# route refuses
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 FALLBACK_OPTIONS = {"type": "http", "auth": "none", "csrf": False, "save_session": False}
 
@@ -45,10 +47,15 @@ def not_routed():
         response = error_response(
             MethodNotAllowed(f"{httprequest.path} accepts {', '.join(methods)}, not {httprequest.method}.")
         )
-        response.headers["Allow"] = ", ".join(methods)
+        # werkzeug answers HEAD on every GET route (the GET's headers, no body)
+        allowed = [m for method in methods for m in ((method, "HEAD") if method == "GET" else (method,))]
+        response.headers["Allow"] = ", ".join(allowed)
         return response
+    hint = ""
+    if "//" in httprequest.path:
+        hint = f" Did you mean {re.sub('/{2,}', '/', httprequest.path)}?"
     return error_response(
-        NotFound(f"No route {httprequest.method} {httprequest.path} (docs/openapi.yaml lists them).")
+        NotFound(f"No route {httprequest.method} {httprequest.path} (docs/openapi.yaml lists them).{hint}")
     )
 
 

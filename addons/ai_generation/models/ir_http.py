@@ -1,5 +1,8 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import re
+
 import werkzeug.exceptions
+import werkzeug.routing
 from odoo import models
 from odoo.exceptions import AccessDenied
 from odoo.http import Response, SessionExpiredException, request
@@ -12,8 +15,18 @@ from .res_config_settings import get_setting
 API_PREFIX = "/api/v1/"
 
 
+CALLBACK_PREFIX = "/ai/generation"
+NOTIFY_PATH = "/notify/generation-error"
+
+
 def is_api_path(path):
     return path == API_PREFIX.rstrip("/") or path.startswith(API_PREFIX)
+
+
+def is_own_path(path):
+    """The paths this addon answers (API and callbacks), once werkzeug merged doubled slashes."""
+    merged = re.sub("/{2,}", "/", path)
+    return is_api_path(merged) or merged.split("/")[:3] == ["", "ai", "generation"] or merged == NOTIFY_PATH
 
 
 def _allowed_origin():
@@ -97,6 +110,23 @@ class IrHttp(models.AbstractModel):
             cls._auth_method_user()
         except SessionExpiredException:
             raise _unauthorized("Log in, or send an Odoo API key as 'Authorization: Bearer <key>'.") from None
+
+    @classmethod
+    def _match(cls, path_info):
+        """A doubled slash in one of this addon's paths is a JSON 404, not werkzeug's 308 to the merged
+        path with an HTML body (a client sent a POST there: following it would be a guess)."""
+        try:
+            return super()._match(path_info)
+        except werkzeug.routing.RequestRedirect:
+            if not is_own_path(path_info):
+                raise
+            from ..controllers.api_fallback import not_routed  # the controllers import this module
+
+            request.session.can_save = False
+            response = not_routed()
+            if is_api_path(re.sub("/{2,}", "/", path_info)):
+                add_cors_headers(response)
+            raise werkzeug.exceptions.HTTPException(response=response) from None
 
     @classmethod
     def _post_dispatch(cls, response):

@@ -118,4 +118,13 @@ class TestHttpCallbacks(AiGenerationHttpCase):
         self.assertEqual(status, 405)
         status, error = self.call("POST", "/ai/generation/resutl", {}, token=self.secret)
         self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+        for path in ("/ai/generation//progress", "/notify//generation-error"):
+            with self.subTest(path=path):
+                status, error = self.call(
+                    "POST",
+                    path,
+                    {"generation_request_id": self.request.uuid, "event_id": event_id()},
+                    token=self.secret,
+                )
+                self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
         self.assertEqual(self.request.state, "queued")
