@@ -230,7 +230,9 @@ def test_a_statement_postgres_refuses_is_logged_without_the_prompt(stack):
     assert "done" in done.stdout, log[-3000:]
     bad_query = [line for line in log.splitlines() if "odoo.sql_db: bad query:" in line]
     assert bad_query, log[-3000:]
-    assert "INSERT ai_generation_request (query text and parameters redacted)" in bad_query[0]
+    # the request's INSERT goes with the hold's statement (account, ledger line): one round trip
+    tables = "ai_generation_request, ai_credit_account, ai_credit_ledger_line"
+    assert f"INSERT {tables} (query text and parameters redacted)" in bad_query[0]
     assert "ERROR: unsupported Unicode escape sequence" in log  # the error is kept
     assert "Traceback (most recent call last)" in log  # and the traceback, without its data
     assert PROMPT not in log

@@ -5,10 +5,23 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 
 from ..pure.errors import InsufficientCredits
-from .row_insert import insert_row
+from .row_insert import insert_row, insert_row_from, send_together
 
 _logger = logging.getLogger(__name__)
 MAX_CREDITS = 2**31 - 1  # the columns are PostgreSQL integers: refused with a message, not an overflow
+# the account's UPDATE, which _move_credits follows with the ledger line's INSERT in the same statement
+MOVE_CTE = """
+    WITH moved AS (
+        UPDATE ai_credit_account
+           SET balance = balance + %s, held = held + %s,
+               write_date = now() at time zone 'UTC', write_uid = %s
+         WHERE id = %s
+           AND held::bigint + %s >= 0
+           AND balance::bigint + %s >= held::bigint + %s
+           AND GREATEST(balance::bigint + %s, held::bigint + %s) <= %s
+     RETURNING balance, held
+    )"""
+MOVED_COLUMNS = (("balance_after", "moved.balance"), ("held_after", "moved.held"))
 _WRITE_KEY = "ai_generation_account_write"
 _WRITE_SENTINEL = object()  # only this module holds it: no RPC context can carry it
 
@@ -120,38 +133,40 @@ class AiCreditAccount(models.Model):
         self.env.cr.execute("SELECT id FROM ai_credit_account WHERE user_id = %s", (user.id,))
         return self.browse(self.env.cr.fetchone()[0])
 
-    def _post_movement(self, kind, amount, hold_amount, reason, request=None, welcome=False):
+    def _post_movement(self, kind, amount, hold_amount, reason, request=None, welcome=False, before=()):
         """Write one ledger line and apply it to the account, under the account's row lock.
 
         ``amount`` is the line's effect on the balance, ``hold_amount`` its effect on the held credits.
-        Raises InsufficientCredits when a new hold would exceed the available credits.
+        Raises InsufficientCredits when a new hold would exceed the available credits. ``before`` are
+        the caller's statements ([(statement, parameters)]), sent first in the same round trip.
         """
         self.ensure_one()
         reason = (reason or "").strip()
         if not reason:
             raise UserError(_("Every ledger line needs a reason."))
-        new_balance, new_held = self._move_credits(amount, hold_amount)
+        line_values = {
+            "account_id": self.id,
+            "kind": kind,
+            "amount": amount,
+            "hold_amount": hold_amount,
+            "reason": reason,
+            "request_id": request.id if request else False,
+            "is_welcome": welcome,
+            "date": fields.Datetime.now(),
+            # the stored related and computed fields, as Odoo would compute them
+            "user_id": self.user_id.id,
+            "backend": request.backend if request else False,
+            "error_type": request.error_type if request else False,
+        }
         Line = self.env["ai.credit.ledger.line"].sudo()
-        line = insert_row(
-            Line,
-            {
-                "account_id": self.id,
-                "kind": kind,
-                "amount": amount,
-                "hold_amount": hold_amount,
-                "balance_after": new_balance,
-                "held_after": new_held,
-                "reason": reason,
-                "request_id": request.id if request else False,
-                "is_welcome": welcome,
-                "date": fields.Datetime.now(),
-                # the stored related and computed fields, as Odoo would compute them
-                "user_id": self.user_id.id,
-                "backend": request.backend if request else False,
-                "error_type": request.error_type if request else False,
-            },
-            cached=False,
-        )
+        moved = self._move_credits(amount, hold_amount, Line, line_values, before)
+        if moved:
+            line_id, new_balance, new_held = moved
+            line = Line.browse(line_id)
+        else:  # refused by the UPDATE's conditions: checked under the row lock, for the right error
+            new_balance, new_held = self._move_credits_checked(amount, hold_amount)
+            line_values.update(balance_after=new_balance, held_after=new_held)
+            line = insert_row(Line, line_values, cached=False)
         # both statements went through: the cache holds what they wrote (a refused line leaves it as
         # it was, which is what a rollback to a savepoint restores); what derives from it is read again
         self.env.cache.set(self, self._fields["balance"], new_balance)
@@ -169,30 +184,33 @@ class AiCreditAccount(models.Model):
         )
         return line
 
-    def _move_credits(self, amount, hold_amount):
-        """Apply ``amount`` and ``hold_amount`` to the account row, locked by the same statement; the
-        new (balance, held). One UPDATE whose conditions are the checks below: when one refuses, the
-        row is read under its lock and the checks run in Python, to raise the right error (or to
-        apply the movement, when a concurrent one made room meanwhile)."""
+    def _move_credits(self, amount, hold_amount, Line, line_values, before=()):
+        """Apply ``amount`` and ``hold_amount`` to the account row and write the ledger line
+        (``line_values``, with the balances after), in one statement: (line id, new balance, new held),
+        or None when the UPDATE's conditions refused the movement and nothing was written.
+
+        The UPDATE locks the row, so the line's balances are the row's; its conditions are the checks of
+        ``_move_credits_checked``, which the caller then runs to raise the right error (or to apply the
+        movement, when a concurrent one made room meanwhile). One round trip fewer under the row lock
+        than an UPDATE then an INSERT: every other movement on the account waits for that lock. The
+        ``before`` statements are sent first, in that round trip, whatever the movement's outcome."""
         if abs(amount) > MAX_CREDITS or abs(hold_amount) > MAX_CREDITS:
             # beyond the column: the sums below could overflow even as bigints; refused with its message
-            return self._move_credits_checked(amount, hold_amount)
-        cr = self.env.cr
-        cr.execute(
-            """
-            UPDATE ai_credit_account
-               SET balance = balance + %(amount)s, held = held + %(hold)s,
-                   write_date = now() at time zone 'UTC', write_uid = %(uid)s
-             WHERE id = %(id)s
-               AND held::bigint + %(hold)s >= 0
-               AND balance::bigint + %(amount)s >= held::bigint + %(hold)s
-               AND GREATEST(balance::bigint + %(amount)s, held::bigint + %(hold)s) <= %(max)s
-         RETURNING balance, held
-            """,
-            {"amount": amount, "hold": hold_amount, "uid": self.env.uid, "id": self.id, "max": MAX_CREDITS},
+            send_together(self.env.cr, before)
+            return None
+        hold, uid = hold_amount, self.env.uid
+        inserted = insert_row_from(
+            Line,
+            line_values,
+            MOVE_CTE,
+            [amount, hold, uid, self.id, hold, amount, hold, amount, hold, MAX_CREDITS],
+            MOVED_COLUMNS,
+            before,
         )
-        moved = cr.fetchone()
-        return moved if moved else self._move_credits_checked(amount, hold_amount)
+        if not inserted:
+            return None
+        line_id, _created, new_balance, new_held = inserted  # the line's balances after: the account's
+        return line_id, new_balance, new_held
 
     def _move_credits_checked(self, amount, hold_amount):
         cr = self.env.cr
@@ -219,9 +237,10 @@ class AiCreditAccount(models.Model):
     # One ledger line each, each through _post_movement (the account's row lock). The request asks for
     # hold, capture, release and charge from its state API; managers reach grant, adjust and refund
     # only through the credit wizard. Callers outside tests run them in a transaction of their own.
-    def _hold(self, request, credits):
+    def _hold(self, request, credits, before=()):
+        """``before``: the caller's statements (the request's INSERT), sent in the hold's round trip."""
         return self._post_movement(
-            "hold", 0, credits, f"hold for {request.backend}/{request.ai_model}", request
+            "hold", 0, credits, f"hold for {request.backend}/{request.ai_model}", request, before=before
         )
 
     def _capture(self, request, credits):

@@ -46,7 +46,7 @@ from .owner_messages import (
     warning_note,
 )
 from .res_config_settings import get_setting
-from .row_insert import insert_row
+from .row_insert import cache_new_row, insert_row, insert_sql, send_together
 from .transactions import call_in_own_transaction
 
 _logger = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ CREATES_LOCK_SQL = """
 SELECT pg_advisory_xact_lock(%(lock_key)s, %(user_id)s);
 WITH w AS (SELECT (statement_timestamp() AT TIME ZONE 'UTC') - %(window)s * interval '1 second' AS since)
 SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
+       nextval('ai_generation_request_id_seq'), now() AT TIME ZONE 'UTC',
        a.id, a.balance, a.held, i.id, i.body_hash, i.status_code, i.response
   FROM res_users u
   JOIN res_partner p ON p.id = u.partner_id
@@ -94,7 +95,7 @@ SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
  WHERE u.id = %(user_id)s
 """
 LockedCreates = collections.namedtuple(
-    "LockedCreates", "company_id lang recent oldest since account previous"
+    "LockedCreates", "company_id lang recent oldest since new_id now account previous"
 )
 _WRITE_KEY = "ai_generation_request_write"
 _WRITE_SENTINEL = object()  # only this module's code holds it: no RPC context can carry it
@@ -304,26 +305,30 @@ class AiGenerationRequest(models.Model):
             user_message=text_in(locked.lang, STATE_MESSAGES[states.QUEUED]),
             deadline=fields.Datetime.now() + timedelta(seconds=deadline_seconds),
         )
-        # one INSERT, the record cached as create() caches it (models/row_insert.py says why)
-        request = insert_row(self.sudo(), values)
-        if price:
-            account._hold(request, price)
-        request._schedule_dispatch()
-        request._notify_owner(account)  # accepted: every tab of the owner learns of it
+        # the request's INSERT (its id drawn under the lock, the record cached as create() caches it,
+        # models/row_insert.py says why), the key's answer and the hold: one round trip under the lock
+        values["id"] = locked.new_id
+        Request = self.sudo()
+        writes = [insert_sql(Request, values)]
+        request = cache_new_row(Request, locked.new_id, values, locked.now)
         body = request._api_accepted_body()
         if idempotency_key:
-            insert_row(
-                self.env["ai.generation.idempotency"].sudo(),
-                {
-                    "user_id": user.id,
-                    "key": idempotency_key,
-                    "body_hash": body_hash,
-                    "status_code": 202,
-                    "response": body,
-                    "request_id": request.id,
-                },
-                cached=False,
-            )
+            Key = self.env["ai.generation.idempotency"].sudo()
+            key_values = {
+                "user_id": user.id,
+                "key": idempotency_key,
+                "body_hash": body_hash,
+                "status_code": 202,
+                "response": body,
+                "request_id": request.id,
+            }
+            writes.append(insert_sql(Key, key_values))
+        if price:
+            account._hold(request, price, before=writes)
+        else:
+            send_together(self.env.cr, writes)
+        request._schedule_dispatch()
+        request._notify_owner(account)  # accepted: every tab of the owner learns of it
         _logger.info(
             "request %s accepted: user=%s %s/%s price=%s",
             request.uuid,
@@ -341,7 +346,9 @@ class AiGenerationRequest(models.Model):
         lock sees every create that held it before. The owner's company, partner and language, the
         account's credits (the records cached as the ORM would) come with the requests of the rate
         limit's window and the first answer to ``idempotency_key``: four round trips in one, each of
-        which made the user's other creates wait."""
+        which made the user's other creates wait. It also draws the new request's id and reads the
+        transaction's time (its create_date), so that the request's INSERT needs no answer and rides
+        with the hold (``send_together``)."""
         self.env.flush_all()
         self.env.cr.execute(
             CREATES_LOCK_SQL,
@@ -352,9 +359,10 @@ class AiGenerationRequest(models.Model):
                 "key": idempotency_key or None,
             },
         )
-        company_id, partner_id, lang, recent, oldest, since, account_id, balance, held, *previous = (
-            self.env.cr.fetchone()
-        )
+        (company_id, partner_id, lang, recent, oldest, since, new_id, now, account_id, balance, held) = (
+            row := self.env.cr.fetchone()
+        )[:11]
+        previous = row[11:]
         cache_owner(user, company_id, partner_id, lang)
         Account = self.env["ai.credit.account"].sudo()
         account = Account._cached(account_id, balance, held, user) if account_id else Account.browse()
@@ -365,6 +373,8 @@ class AiGenerationRequest(models.Model):
             recent,
             oldest,
             since,
+            new_id,
+            now,
             account,
             previous if previous_id is not None else None,
         )

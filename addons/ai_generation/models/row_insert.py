@@ -19,16 +19,70 @@ NOW_UTC = "(now() at time zone 'UTC')"  # the transaction's time, as the ORM's c
 
 
 @functools.lru_cache(maxsize=64)
-def insert_statement(table, names):
+def insert_statement(table, names, derived=()):
     """The INSERT of ``names`` and the log-access columns into ``table``, built once: composing Odoo's
-    SQL objects column by column costs more than the statement's round trip."""
+    SQL objects column by column costs more than the statement's round trip.
+
+    With ``derived`` ((column, expression), ...), those columns come from the expressions instead, over
+    the relation they name: ``INSERT ... SELECT ... FROM`` it, one row per row it holds (a statement's
+    ``WITH`` gives it; see ``insert_row_from``)."""
+    columns = names + tuple(column for column, _expression in derived)
     head = SQL(
         "INSERT INTO %s (%s, create_uid, write_uid, create_date, write_date)",
         SQL.identifier(table),
-        SQL(", ").join(map(SQL.identifier, names)),
+        SQL(", ").join(map(SQL.identifier, columns)),
     ).code  # identifiers only: no placeholder yet
-    placeholders = ", ".join(["%s"] * (len(names) + 2))  # the values, then create_uid and write_uid
-    return f"{head} VALUES ({placeholders}, {NOW_UTC}, {NOW_UTC}) RETURNING id, create_date"
+    given = ["%s"] * len(names)
+    log_access = f"%s, %s, {NOW_UTC}, {NOW_UTC}"  # create_uid and write_uid: the last two values
+    if not derived:
+        return f"{head} VALUES ({', '.join([*given, log_access])}) RETURNING id, create_date"
+    expressions = [expression for _column, expression in derived]
+    sources = sorted({expression.split(".")[0] for expression in expressions})
+    returned = ", ".join(["id", "create_date", *(column for column, _expression in derived)])
+    # names and expressions are this addon's own constants, never a client's input
+    return (
+        f"{head} SELECT {', '.join([*given, *expressions, log_access])} FROM {', '.join(sources)}"  # noqa: S608
+        f" RETURNING {returned}"
+    )
+
+
+def insert_sql(model, values):
+    """(statement, parameters) of the INSERT ``insert_row`` sends, for a caller that sends it together
+    with other statements (``before`` of ``insert_row_from``; ``values`` then gives the id too)."""
+    uid = model.env.uid
+    return insert_statement(model._table, tuple(values)), [*_column_params(model, values), uid, uid]
+
+
+def _column_params(model, values):
+    fields_ = model._fields
+    return [fields_[name].convert_to_column_insert(values[name], model, values) for name in values]
+
+
+def send_together(cr, statements):
+    """Send ``statements`` ([(statement, parameters)]) in one round trip; the last one's first row.
+
+    psycopg2 fills the placeholders on the client, so several statements go as one query string; each
+    runs in the current transaction, and an error in one fails them all (the transaction is then rolled
+    back). Under load every round trip makes the thread wait for the GIL, and the rows locked so far
+    stay locked meanwhile."""
+    if not statements:
+        return None
+    cr.execute(
+        "; ".join(sql for sql, _params in statements), [p for _sql, params in statements for p in params]
+    )
+    return cr.fetchone() if cr.description else None
+
+
+def insert_row_from(model, values, with_clause, with_params, derived, before=()):
+    """One statement: ``with_clause`` (``WITH name AS (...)``, its placeholders filled by
+    ``with_params``), then the INSERT of ``values`` and of the ``derived`` columns read from what it
+    returned; sent after the ``before`` statements, in the same round trip (``send_together``). The new
+    row's (id, create_date, *derived columns), or None when the WITH returned no row (nothing
+    inserted). The row is not cached: its caller does not read it back."""
+    statement = insert_statement(model._table, tuple(values), tuple(derived))
+    uid = model.env.uid
+    params = [*with_params, *_column_params(model, values), uid, uid]
+    return send_together(model.env.cr, [*before, (f"{with_clause} {statement}", params)])
 
 
 def insert_row(model, values, cached=True):
@@ -40,18 +94,20 @@ def insert_row(model, values, cached=True):
     that depend on the new row (one2many of its parents, their computed fields) are not updated: the
     caller invalidates them, so they are read again from the database.
     """
-    fields_ = model._fields
-    names = tuple(values)
-    params = [fields_[name].convert_to_column_insert(values[name], model, values) for name in names]
-    uid = model.env.uid
-    model.env.cr.execute(insert_statement(model._table, names), [*params, uid, uid])
-    new_id, created = model.env.cr.fetchone()
-    record = model.browse(new_id)
+    new_id, created = send_together(model.env.cr, [insert_sql(model, values)])
     if not cached:
-        return record
+        return model.browse(new_id)
+    return cache_new_row(model, new_id, values, created)
+
+
+def cache_new_row(model, new_id, values, created):
+    """The record ``new_id`` of ``model``, just inserted with ``values`` at ``created`` (its
+    create_date), with every stored column in the cache as ``create`` leaves it."""
+    record = model.browse(new_id)
+    uid = model.env.uid
     given = dict(values, create_uid=uid, write_uid=uid, create_date=created, write_date=created)
     cache = model.env.cache
-    for name, field in fields_.items():
+    for name, field in model._fields.items():
         if not field.store or not field.column_type or name == "id":
             continue
         if name in given:

@@ -1,5 +1,6 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
-"""The statements a create and each callback send, counted as Odoo's own performance tests count them.
+"""The round trips a create and each callback make, counted as Odoo's own performance tests count them
+(each ``execute``: statements sent together, models/row_insert.py's ``send_together``, count once).
 
 Under load every statement is a round trip during which the thread gives up the GIL and then waits to
 get it back, and a create's statements run under the user's lock: a statement added to these paths
@@ -24,16 +25,17 @@ class TestQueryCounts(AiGenerationCase):
         self.Request._api_create(self.alice, GEN)  # the settings' and prices' caches filled
         self.env.flush_all()
 
-    def test_a_create_is_one_locked_read_and_four_writes(self):
-        # the lock with the owner, rate limit, account and key read; the request; the hold (account,
-        # line); the bus row
-        with self.assertQueryCount(5):
+    def test_a_create_is_one_locked_read_one_write_and_the_bus_row(self):
+        # the lock with the owner, rate limit, account and key read (and the request's id); the
+        # request's INSERT sent with the hold (the account and its line, one statement); the bus row
+        with self.assertQueryCount(3):
             status, _body, _replayed = self.Request._api_create(self.alice, GEN)
             self.env.flush_all()
         self.assertEqual(status, 202)
 
-    def test_a_create_with_an_idempotency_key_adds_only_the_key_row_and_a_replay_is_one_read(self):
-        with self.assertQueryCount(6):
+    def test_a_create_with_an_idempotency_key_costs_no_round_trip_more_and_a_replay_is_one_read(self):
+        # the key's answer rides with the request's INSERT and the hold
+        with self.assertQueryCount(3):
             first = self.Request._api_create(self.alice, GEN, "key-1", "hash-1")
             self.env.flush_all()
         with self.assertQueryCount(1):
@@ -48,8 +50,9 @@ class TestQueryCounts(AiGenerationCase):
         payload = {"generation_request_id": request.uuid, "event_id": "evt-result-1", "output": "a poem"}
         self.env.invalidate_all()  # a callback starts a transaction of its own: nothing cached
         # the request locked, its event looked up, the hold summed, the account read, then moved
-        # (account, line), the owner read, the event, the request and the bus row written
-        with self.assertQueryCount(10):
+        # (account and line, one statement), the owner read, the event, the request and the bus row
+        # written
+        with self.assertQueryCount(9):
             answer = self.Request.sudo()._handle_callback("result", payload)
             self.env.flush_all()
         self.assertEqual(answer["status"], "succeeded")
