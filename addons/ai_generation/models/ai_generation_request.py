@@ -130,6 +130,34 @@ def _lock_statement(names, skip_locked):
     ).code
 
 
+@functools.lru_cache(maxsize=8)
+def _callback_lock_statement(names):
+    """The request's row lock, then, in a statement of its own (its snapshot is taken once the lock is
+    held), what a callback reads before it decides: the row's columns ``names``, the event already
+    recorded under the callback's event id, the credits still held for the request, the owner (company,
+    partner, language) and the owner's account. See _lock_for_callback."""
+    return SQL(
+        """
+        SELECT 1 FROM ai_generation_request WHERE uuid = %%s FOR UPDATE;
+        SELECT r.id, %s, e.request_id, e.kind,
+               (SELECT COALESCE(SUM(hold_amount), 0) FROM ai_credit_ledger_line WHERE request_id = r.id),
+               u.company_id, u.partner_id, p.lang, a.id, a.balance, a.held
+          FROM ai_generation_request r
+          JOIN res_users u ON u.id = r.user_id
+          JOIN res_partner p ON p.id = u.partner_id
+          LEFT JOIN ai_credit_account a ON a.user_id = u.id
+          LEFT JOIN LATERAL (SELECT request_id, kind FROM ai_generation_event WHERE event_id = %%s LIMIT 1) e
+            ON TRUE
+         WHERE r.uuid = %%s
+        """,
+        SQL(", ").join(SQL.identifier("r", name) for name in names),
+    ).code
+
+
+# what _lock_for_callback read with the lock: the credits still held for the request, the owner's account
+CallbackReads = collections.namedtuple("CallbackReads", "hold account")
+
+
 class AiGenerationRequest(models.Model):
     _name = "ai.generation.request"
     _description = "AI Generation Request"
@@ -673,18 +701,49 @@ class AiGenerationRequest(models.Model):
         The row is read by the same statement that locks it and put in the cache as the ORM's fetch
         puts it: every caller reads it next, and the fetch was a fifth of a callback's own CPU."""
         self.env.flush_all()
-        loaded = [
-            field
-            for name, field in self._fields.items()
-            if field.store and field.column_type and field.prefetch is True and name != "id"
-        ]
-        query = _lock_statement(tuple(field.name for field in loaded), skip_locked)
-        self.env.cr.execute(query, (request_uuid,))
+        loaded = self._loaded_on_lock()
+        self.env.cr.execute(_lock_statement(tuple(f.name for f in loaded), skip_locked), (request_uuid,))
         row = self.env.cr.fetchone()
         if not row:
             if skip_locked:
                 return self.browse()
             raise NotFound(f"No generation request {request_uuid}.")
+        return self._cache_locked(loaded, row)
+
+    @api.model
+    def _lock_for_callback(self, request_uuid, event_id):
+        """``_lock_by_uuid`` with, in the same round trip, the event already recorded under
+        ``event_id`` ((request id, kind), or None) and the CallbackReads: (request, seen, reads). The
+        owner and the account are left in the cache, as load_owner and _find_for_user leave them."""
+        self.env.flush_all()
+        loaded = self._loaded_on_lock()
+        self.env.cr.execute(
+            _callback_lock_statement(tuple(f.name for f in loaded)), (request_uuid, event_id, request_uuid)
+        )
+        row = self.env.cr.fetchone()
+        if not row:
+            raise NotFound(f"No generation request {request_uuid}.")
+        width = len(loaded) + 1
+        request = self._cache_locked(loaded, row[:width])
+        seen_request_id, seen_kind, hold, company_id, partner_id, lang, *account_row = row[width:]
+        owner = request.user_id
+        cache_owner(owner, company_id, partner_id, lang)
+        Account = self.env["ai.credit.account"].sudo()
+        account_id, balance, held = account_row
+        account = Account._cached(account_id, balance, held, owner) if account_id else Account.browse()
+        if hold and not account:  # never: the hold opened it (as _open_hold_and_account)
+            account = request._account()
+        seen = (seen_request_id, seen_kind) if seen_request_id is not None else None
+        return request, seen, CallbackReads(hold, account)
+
+    def _loaded_on_lock(self):
+        return [
+            field
+            for name, field in self._fields.items()
+            if field.store and field.column_type and field.prefetch is True and name != "id"
+        ]
+
+    def _cache_locked(self, loaded, row):
         request = self.browse(row[0])
         request.invalidate_recordset()
         for field, value in zip(loaded, row[1:], strict=True):
@@ -699,14 +758,10 @@ class AiGenerationRequest(models.Model):
         IllegalTransitionError or ValidationFailed. Callers outside tests run it in a transaction of its
         own (run_in_own_transaction), so the request's row lock orders concurrent callbacks.
         """
-        request = self._lock_by_uuid(payload["generation_request_id"])
         event_id = payload.get("event_id")
         if event_id:
-            # a statement after the lock: it sees the same event committed by a callback that held it
-            self.env.cr.execute(
-                "SELECT request_id, kind FROM ai_generation_event WHERE event_id = %s LIMIT 1", (event_id,)
-            )
-            seen = self.env.cr.fetchone()
+            # looked up after the lock: it sees the same event committed by a callback that held it
+            request, seen, reads = self._lock_for_callback(payload["generation_request_id"], event_id)
             if seen:
                 seen_request_id, seen_kind = seen
                 if seen_request_id != request.id or seen_kind != kind:
@@ -714,9 +769,11 @@ class AiGenerationRequest(models.Model):
                         f"event_id {event_id} was already used for a {seen_kind} callback of another request."
                     )
                 return request._callback_answer(duplicate=True)
+        else:
+            request, reads = self._lock_by_uuid(payload["generation_request_id"]), None
         if kind == "notify":  # the worker words it in English (the taxonomy's): the owner reads theirs
             payload = request._in_owner_language(payload)
-        changed = getattr(request, f"_on_{kind}")(payload)
+        changed = getattr(request, f"_on_{kind}")(payload, reads)
         if event_id and changed:
             # one INSERT: the ORM's create was a tenth of a callback's CPU (models/row_insert.py)
             insert_row(
@@ -739,7 +796,8 @@ class AiGenerationRequest(models.Model):
             "credits_charged": self.credits_charged,
         }
 
-    def _on_progress(self, payload):
+    # each _on_<kind> gets what the lock read (CallbackReads, or None: then what it needs is read)
+    def _on_progress(self, payload, reads=None):
         if states.is_terminal(self.state):
             return False
         attempt = max(self.attempt, payload.get("attempt", 1))
@@ -747,10 +805,10 @@ class AiGenerationRequest(models.Model):
             if attempt != self.attempt:
                 self._write_protected({"attempt": attempt})
             return True
-        self._set_running(attempt)
+        self._set_running(attempt, account=reads and reads.account)
         return True
 
-    def _on_result(self, payload):
+    def _on_result(self, payload, reads=None):
         if states.is_terminal(self.state):
             return False
         self._set_succeeded(
@@ -758,10 +816,11 @@ class AiGenerationRequest(models.Model):
             output_url=payload.get("output_url"),
             usage=payload.get("usage"),
             attempt=payload.get("attempt", 1),
+            reads=reads,
         )
         return True
 
-    def _on_failure(self, payload):
+    def _on_failure(self, payload, reads=None):
         if states.is_terminal(self.state):
             return False
         error_type = payload["error_type"]
@@ -780,10 +839,11 @@ class AiGenerationRequest(models.Model):
             payload.get("error_code") or "",
             payload.get("detail") or "",
             attempt=payload.get("attempt", 1),
+            reads=reads,
         )
         return True
 
-    def _on_notify(self, payload):
+    def _on_notify(self, payload, reads=None):
         """The worker's wording of a failure. The owner was told with the failure itself: only wording
         that changes what they read is stored and sent again (as a replacement, same status), so one
         failure is one message on the bus. Returns whether anything changed."""
@@ -800,7 +860,7 @@ class AiGenerationRequest(models.Model):
         if not changed:
             return False
         self._write_protected(changed)
-        self._notify_owner()
+        self._notify_owner(reads and reads.account)
         return True
 
     # ------------------------------------------------------------------ the state API
@@ -832,7 +892,7 @@ class AiGenerationRequest(models.Model):
         """The broker confirmed the job (the outbox); a worker faster than the confirm wins."""
         return self._update_state({states.QUEUED}, states.DISPATCHED)
 
-    def _set_running(self, attempt):
+    def _set_running(self, attempt, account=None):
         moved = self._update_state(
             states.allowed_sources(states.RUNNING) - {states.RUNNING},
             states.RUNNING,
@@ -842,16 +902,16 @@ class AiGenerationRequest(models.Model):
                 "user_message": owner_text(self.user_id[:1], STATE_MESSAGES[states.RUNNING]),
             },
         )
-        moved._notify_owner()
+        moved._notify_owner(account)
         return moved
 
-    def _set_succeeded(self, output=None, output_url=None, usage=None, attempt=1):
-        """Success: the hold is captured (paid once), the result stored, the owner told."""
+    def _set_succeeded(self, output=None, output_url=None, usage=None, attempt=1, reads=None):
+        """Success: the hold is captured (paid once), the result stored, the owner told. ``reads``:
+        the hold and account read under the request's lock by the caller (CallbackReads)."""
         self.ensure_one()
         self._check_can_move(states.SUCCEEDED)
-        hold = self._open_hold()
-        account = self._account() if hold else None
-        if account:
+        hold, account = reads or self._open_hold_and_account()
+        if hold:
             account._capture(self, hold)
         moved = self._update_state(
             states.allowed_sources(states.SUCCEEDED),
@@ -869,18 +929,17 @@ class AiGenerationRequest(models.Model):
         moved._notify_owner(account)  # its credits are cached since the capture: not read again
         return moved
 
-    def _set_failed(self, error_type, side, error_code, detail, attempt=None):
-        """Terminal failure: release (system side) or apply the invalid-input policy (user side)."""
+    def _set_failed(self, error_type, side, error_code, detail, attempt=None, reads=None):
+        """Terminal failure: release (system side) or apply the invalid-input policy (user side).
+        ``reads`` as for _set_succeeded."""
         self.ensure_one()
         self._check_can_move(states.FAILED)
         info = contracts.error_type_info(error_type)
-        hold = self._open_hold()
+        hold, account = reads or self._open_hold_and_account()
         owner = self.user_id
         charge, warning, note = 0, False, owner_text(owner, NOT_CHARGED)
-        account = None  # read once, and only when credits move
         if side == "system":
             if hold:
-                account = self._account()
                 account._release(
                     self, hold, f"not charged: system-side failure {error_type} ({error_code or '-'})"
                 )
@@ -888,8 +947,6 @@ class AiGenerationRequest(models.Model):
             policy = self.user_id.company_id._ai_invalid_input_policy()
             decision = decide_charge(policy, self.price, hold, self._prior_user_errors(policy.window_hours))
             charge, warning = decision.charge, decision.warning
-            if charge or hold - charge:
-                account = self._account()
             if charge:
                 account._charge(self, charge, decision.reason)
             if hold - charge:
@@ -946,6 +1003,27 @@ class AiGenerationRequest(models.Model):
     def _account(self):
         """The owner's account; it exists whenever the request holds or was charged credits."""
         return self.env["ai.credit.account"].sudo()._open_for_user(self.user_id)
+
+    def _open_hold_and_account(self):
+        """(credits still held for this request, the owner's account): one round trip, as a terminal
+        change needs both (the account for its movements and for the owner's bus message). The
+        account is opened when credits are held and it is missing (it never is: a hold opened it)."""
+        self.ensure_one()
+        self.env.flush_all()
+        self.env.cr.execute(
+            """
+            SELECT (SELECT COALESCE(SUM(hold_amount), 0) FROM ai_credit_ledger_line WHERE request_id = %s),
+                   a.id, a.balance, a.held
+              FROM res_users u LEFT JOIN ai_credit_account a ON a.user_id = u.id
+             WHERE u.id = %s
+            """,
+            (self.id, self.user_id.id),
+        )
+        hold, account_id, balance, held = self.env.cr.fetchone()
+        Account = self.env["ai.credit.account"].sudo()
+        if account_id:
+            return hold, Account._cached(account_id, balance, held, self.user_id)
+        return hold, self._account() if hold else Account.browse()
 
     def _open_hold(self):
         """Credits still held for this request (the sum of its lines' effect on held)."""

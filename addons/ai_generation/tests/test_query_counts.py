@@ -43,16 +43,31 @@ class TestQueryCounts(AiGenerationCase):
                 self.Request._api_create(self.alice, GEN, "key-1", "hash-1"), (202, first[1], True)
             )
 
-    def test_a_success_reads_its_hold_and_account_once(self):
+    def test_a_success_reads_what_it_decides_on_with_the_lock(self):
         request = self.new_request(self.alice)
         self.callback("progress", request, state="running", attempt=1)
         self.env.flush_all()
         payload = {"generation_request_id": request.uuid, "event_id": "evt-result-1", "output": "a poem"}
         self.env.invalidate_all()  # a callback starts a transaction of its own: nothing cached
-        # the request locked, its event looked up, the hold summed, the account read, then moved
-        # (account and line, one statement), the owner read, the event, the request and the bus row
-        # written
-        with self.assertQueryCount(9):
+        # the request locked, then read with its event, its hold, the owner and the account (one round
+        # trip); the capture (account and line, one statement); the event, the request and the bus
+        # row written
+        with self.assertQueryCount(5):
             answer = self.Request.sudo()._handle_callback("result", payload)
             self.env.flush_all()
         self.assertEqual(answer["status"], "succeeded")
+
+    def test_a_progress_reads_what_it_decides_on_with_the_lock(self):
+        request = self.new_request(self.alice)
+        payload = {"generation_request_id": request.uuid, "event_id": "evt-progress-1", "state": "running"}
+        self.env.invalidate_all()
+        # the request locked, then read with its event, the owner and the account (one round trip);
+        # the event, the request and the bus row written
+        with self.assertQueryCount(4):
+            answer = self.Request.sudo()._handle_callback("progress", payload)
+            self.env.flush_all()
+        self.assertEqual((answer["status"], answer["duplicate"]), ("running", False))
+        self.env.invalidate_all()
+        with self.assertQueryCount(1):  # a duplicate: the lock and the lookup, nothing written
+            answer = self.Request.sudo()._handle_callback("progress", payload)
+        self.assertEqual((answer["status"], answer["duplicate"]), ("running", True))
