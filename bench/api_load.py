@@ -78,20 +78,30 @@ def ratio(value: float, base: float) -> float:
 
 
 class CpuMeter:
-    """CPU used by process trees (and this process: the fake AIs, wrk's parent) from now on, in cores."""
+    """CPU used from now on by process trees (``roots``), by the machine as a whole and by the shared
+    services (PostgreSQL, RabbitMQ), and by this process (the fake AIs, wrk's parent) with ``bench``."""
 
     def __init__(self, roots: dict[str, int], bench: bool = False):
-        self.roots, self.bench = roots, bench
+        self.sources = {name: lambda pid=pid: api_stack.tree_cpu_seconds(pid) for name, pid in roots.items()}
+        self.sources["machine"] = api_stack.machine_cpu_seconds
+        for name, commands in api_stack.SERVICES.items():
+            self.sources[name] = lambda commands=commands: api_stack.command_cpu_seconds(commands)
+        if bench:
+            self.sources["bench"] = time.process_time
         self.started = time.monotonic()
-        self.before = {name: api_stack.tree_cpu_seconds(pid) for name, pid in roots.items()}
-        self.own_before = time.process_time()
+        self.before = {name: read() for name, read in self.sources.items()}
+
+    def seconds(self) -> dict[str, float]:
+        """CPU seconds used since the meter started, by source."""
+        return {name: read() - self.before[name] for name, read in self.sources.items()}
 
     def cores(self) -> dict[str, float]:
         wall = time.monotonic() - self.started
-        used = {name: api_stack.tree_cpu_seconds(pid) - self.before[name] for name, pid in self.roots.items()}
-        if self.bench:
-            used["bench"] = time.process_time() - self.own_before
-        return {name: seconds / wall for name, seconds in used.items()}
+        return {name: seconds / wall for name, seconds in self.seconds().items()}
+
+
+def cpu_ms_per(seconds: float, requests: int) -> float:
+    return 1000 * seconds / requests if requests else float("nan")
 
 
 class Bench:
@@ -144,23 +154,30 @@ class Bench:
         """health (half before the POST phases, half after: the cores' other users come and go), the
         two POST phases, then end to end; returns the fastest rate wrk saw."""
         phase, health_url = self.settings.phase, f"{server.url}/web/health"
-        health_before = run_wrk(health_url, phase / 2, CONNECTIONS)
+        roots = {"odoo": server.process.pid}
+        cpu = CpuMeter(roots)
+        health_before, health_cpu = run_wrk(health_url, phase / 2, CONNECTIONS), cpu.seconds()
         posts = {}
         for name, keys in (("post_16_users", self.keys[:USERS]), ("post_hot_user", self.keys[:1])):
             window = LogWindow(server.log_path).open()
-            cpu = CpuMeter({"odoo": server.process.pid})
-            posts[name] = run_wrk(f"{server.url}{CREATE}", phase, CONNECTIONS, keys), cpu.cores(), window
+            cpu = CpuMeter(roots)
+            run = run_wrk(f"{server.url}{CREATE}", phase, CONNECTIONS, keys)
+            posts[name] = run, cpu.cores(), cpu.seconds(), window
             api_stack.settle(self.db)
             window.close()
             self.queue.purge()
+        cpu = CpuMeter(roots)
         health_after = run_wrk(health_url, phase / 2, CONNECTIONS)
+        health_cpu = {name: used + cpu.seconds()[name] for name, used in health_cpu.items()}
         requests = health_before.requests + health_after.requests
         seconds = health_before.values["wrk_duration_s"] + health_after.values["wrk_duration_s"]
         health_rps = requests / seconds
+        health_machine_ms = cpu_ms_per(health_cpu["machine"], requests)
         emit(f"{mode}_health_rps", health_rps)
         emit(f"{mode}_health_after_to_before", ratio(health_after.rps, health_before.rps))
         emit(f"{mode}_health_client_cores", max(health_before.client_cores, health_after.client_cores))
-        for name, (run, cores, window) in posts.items():
+        emit(f"{mode}_health_machine_cpu_ms", health_machine_ms)
+        for name, (run, cores, used, window) in posts.items():
             server_ms = [1000 * r.server_seconds for r in window.requests("POST", CREATE) if r.status == 202]
             emit(f"{mode}_{name}_rps", run.rps)
             emit(f"{mode}_{name}_ratio_to_health", ratio(run.rps, health_rps))
@@ -171,8 +188,15 @@ class Bench:
             emit(f"{mode}_{name}_client_p99_ms", run.values.get("wrk_latency_p99_ms", float("nan")))
             emit(f"{mode}_{name}_client_cores", run.client_cores)
             emit(f"{mode}_{name}_odoo_cores", cores["odoo"])
-        self._end_to_end(mode, server, health_rps)
-        return max([health_before.rps, health_after.rps] + [run.rps for run, _c, _w in posts.values()])
+            # what one POST costs the machine, and who spends it: a phase that keeps both cores busy
+            # cannot go faster than health_machine_cpu_ms / machine_cpu_ms of the health rate
+            post_machine_ms = cpu_ms_per(used["machine"], run.requests)
+            for source in ("machine", "odoo", *api_stack.SERVICES):
+                emit(f"{mode}_{name}_{source}_cpu_ms", cpu_ms_per(used[source], run.requests))
+            emit(f"{mode}_{name}_machine_cores", cores["machine"])
+            emit(f"{mode}_{name}_cpu_bound_ratio", ratio(health_machine_ms, post_machine_ms))
+        self._end_to_end(mode, server, health_rps, health_machine_ms)
+        return max([health_before.rps, health_after.rps] + [run.rps for run, *_rest in posts.values()])
 
     def _worker(self, server, ai: FakeOpenAI, name: str, **extra: str) -> api_stack.Worker:
         worker = api_stack.Worker(
@@ -180,7 +204,7 @@ class Bench:
         )
         return worker.start()
 
-    def _end_to_end(self, mode: str, server, health_rps: float) -> None:
+    def _end_to_end(self, mode: str, server, health_rps: float, health_machine_ms: float) -> None:
         worker = self._worker(server, self.instant_ai, f"{mode}-e2e")
         try:
             worker.wait_ready()
@@ -192,6 +216,7 @@ class Bench:
             run = run_wrk(f"{server.url}{CREATE}", self.settings.phase, CONNECTIONS, self.keys[:USERS])
             cores = cpu.cores()  # while the POSTs ran
             created, finished = api_stack.wait_terminal(self.db, after, None, self.settings.drain)
+            used = cpu.seconds()  # until the last job finished: every job's three requests
             window.close()
         finally:
             worker.stop()
@@ -205,6 +230,9 @@ class Bench:
         emit(f"{mode}_e2e_callback_errors", sum(1 for r in window.requests("POST") if r.status >= 500))
         for name, value in cores.items():
             emit(f"{mode}_e2e_{name}_cores", value)
+        job_machine_ms = cpu_ms_per(used["machine"], finished)
+        emit(f"{mode}_e2e_machine_cpu_ms_per_job", job_machine_ms)
+        emit(f"{mode}_e2e_cpu_bound_ratio", ratio(health_machine_ms, job_machine_ms))
 
     def _scaling(self, mode: str, server) -> None:
         """The jobs are created first and held back by the bench, then put on the queue at once when

@@ -169,6 +169,33 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(cpu.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
+# /proc/stat's busy columns: user, nice, system, (idle, iowait skipped), irq, softirq, steal
+_BUSY_COLUMNS = (0, 1, 2, 5, 6, 7)
+# the shared services every request also costs, by the command name of their processes
+SERVICES = {"postgres": ("postgres",), "rabbitmq": ("beam.smp", "erl_child_setup", "epmd")}
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has been busy so far (every process, the kernel's too)."""
+    columns = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    return sum(int(columns[i]) for i in _BUSY_COLUMNS) / os.sysconf("SC_CLK_TCK")
+
+
+def command_cpu_seconds(names: tuple[str, ...]) -> float:
+    """CPU seconds used so far by the processes named ``names`` (their command), and by the children
+    they reaped: a PostgreSQL backend's time moves to the postmaster when it exits."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue  # gone meanwhile
+        if head.split("(", 1)[1] in names:
+            fields = tail.split()
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def max_request_id(db: str) -> int:
     return int(psql(db, "SELECT COALESCE(max(id), 0) FROM ai_generation_request")[0][0])
 

@@ -9,6 +9,8 @@ import math
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -74,9 +76,17 @@ PER_MODE = [
     "post_hot_user_rps",
     "post_hot_user_ratio_to_health",
     "post_hot_user_server_p99_ms",
+    "health_machine_cpu_ms",
+    "post_16_users_machine_cpu_ms",
+    "post_16_users_odoo_cpu_ms",
+    "post_16_users_postgres_cpu_ms",
+    "post_16_users_rabbitmq_cpu_ms",
+    "post_16_users_cpu_bound_ratio",
     "e2e_jobs_finished",
     "e2e_jobs_per_s",
     "e2e_ratio_to_health",
+    "e2e_machine_cpu_ms_per_job",
+    "e2e_cpu_bound_ratio",
     "scaling_one_worker_jobs_per_s",
     "scaling_two_workers_jobs_per_s",
     "scaling_two_to_one_workers",
@@ -105,6 +115,21 @@ def test_quick_bench_measures_every_phase_in_both_modes():
         assert values[f"{mode}_post_hot_user_non_202"] == "0"
     assert float(values["client_ceiling_post_rps"]) > 0
     assert int(values["serialization_failures_total"]) >= 0 and int(values["error_lines_total"]) >= 0
+
+
+def test_the_cpu_meters_count_what_the_machine_and_a_named_process_spent():
+    api_stack = _bench_module("api_stack")
+    command = (Path("/proc/self/comm").read_text().strip(),)  # this process's, as the kernel names it
+    machine, named, own = (
+        api_stack.machine_cpu_seconds(),
+        api_stack.command_cpu_seconds(command),
+        time.process_time(),
+    )
+    while time.process_time() - own < 0.3:  # this process busy for 0.3 s of CPU
+        pass
+    assert api_stack.machine_cpu_seconds() - machine >= 0.25
+    assert api_stack.command_cpu_seconds(command) - named >= 0.25
+    assert api_stack.command_cpu_seconds(("no-such-command",)) == 0
 
 
 def test_profile_shares_count_each_frame_once_per_stack():
