@@ -5,13 +5,24 @@ to a threaded odoo-bin on a committed database, for a user whose credits cover e
 """
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg2
 import pytest
 import requests
 
 from tests.odoo.setup_scripts import setup_without_broker
-from tests.support.odoo import OdooServer, json_lines, psql, require_odoo, throwaway_database
+from tests.support.odoo import (
+    DB_HOST,
+    DB_PASSWORD,
+    DB_USER,
+    OdooServer,
+    json_lines,
+    psql,
+    require_odoo,
+    throwaway_database,
+)
 
 pytestmark = [pytest.mark.odoo, pytest.mark.slow]
 
@@ -190,3 +201,48 @@ def test_parallel_requests_with_one_key_create_once_and_the_rate_limit_is_exact(
         mine = "user_id = (SELECT id FROM res_users WHERE login = 'ai_alice')"
         assert psql(db, f"SELECT count(*) FROM ai_generation_request WHERE {mine}") == [[str(RATE_LIMIT)]]
         assert log.count("tries left") == 0 and " ERROR " not in log, log[-3000:]
+
+
+USER_LOCK_KEY = 0x41494745  # models/ai_generation_request.py: the key of a user's create lock
+LOCK_WAIT = 3  # seconds a create waits for the user's lock below
+
+
+def test_the_rate_limit_window_ends_once_the_lock_is_held():
+    """A create that waited for its user's lock counts the minute before it got it, not before it
+    arrived: a request 58 s old when the create arrives is 61 s old once the lock is free."""
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_conc") as db:
+        api_key = json_lines(odoo.shell(db, setup_without_broker(PRICE, PRICE * 100)))[-1]["api_key"]
+        psql(
+            db, "UPDATE ir_config_parameter SET value = '1' WHERE key = 'ai_generation.rate_limit_per_minute'"
+        )
+        with OdooServer(odoo, db) as server:
+
+            def post():
+                return requests.post(
+                    f"{server.url}/api/v1/generations",
+                    json={"backend": "external", "model": "gpt-test", "prompt": "a poem"},
+                    headers={"Authorization": f"Bearer {api_key}"},
+                    timeout=120,
+                )
+
+            assert post().status_code == 202
+            assert post().status_code == 429  # the limit of one a minute holds
+            mine = "user_id = (SELECT id FROM res_users WHERE login = 'ai_alice')"
+            aged = "create_date = create_date - interval '58 seconds'"
+            psql(db, f"UPDATE ai_generation_request SET {aged} WHERE {mine}")
+            lock = (
+                f"SELECT pg_advisory_xact_lock({USER_LOCK_KEY}, id) FROM res_users WHERE login = 'ai_alice'"
+            )
+            holder = psycopg2.connect(dbname=db, host=DB_HOST, user=DB_USER, password=DB_PASSWORD)
+            try:
+                holder.cursor().execute(lock)
+                with ThreadPoolExecutor(1) as pool:
+                    waiting = pool.submit(post)
+                    time.sleep(LOCK_WAIT)
+                    assert not waiting.done()  # it waits for the lock
+                    holder.commit()  # the lock is free
+                    answer = waiting.result()
+            finally:
+                holder.close()
+        assert answer.status_code == 202, answer.text

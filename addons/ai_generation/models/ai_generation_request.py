@@ -77,11 +77,12 @@ STATE_SELECTION = [
 # The key of pg_advisory_xact_lock(key, user id) that serialises one user's creates ("AIGE")
 USER_LOCK_KEY = 0x41494745
 # The lock, then (a statement of its own: a snapshot taken after the lock) what a create checks under it.
-# The rate limit's window ends when that statement starts, after the wait for the lock.
+# The rate limit's window ends once the lock is held: clock_timestamp(), since statement_timestamp() is
+# when the server received the whole query string, before the wait.
 RATE_WINDOW_SECONDS = 60
 CREATES_LOCK_SQL = """
 SELECT pg_advisory_xact_lock(%(lock_key)s, %(user_id)s);
-WITH w AS (SELECT (statement_timestamp() AT TIME ZONE 'UTC') - %(window)s * interval '1 second' AS since)
+WITH w AS (SELECT (clock_timestamp() AT TIME ZONE 'UTC') - %(window)s * interval '1 second' AS since)
 SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
        nextval('ai_generation_request_id_seq'), now() AT TIME ZONE 'UTC',
        a.id, a.balance, a.held, i.id, i.body_hash, i.status_code, i.response
