@@ -1,5 +1,6 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 import re
+from urllib.parse import urlsplit
 
 import werkzeug.exceptions
 import werkzeug.routing
@@ -27,6 +28,14 @@ def is_own_path(path):
     """The paths this addon answers (API and callbacks), once werkzeug merged doubled slashes."""
     merged = re.sub("/{2,}", "/", path)
     return is_api_path(merged) or merged.split("/")[:3] == ["", "ai", "generation"] or merged == NOTIFY_PATH
+
+
+def is_own_redirect(path_info, new_url):
+    """Whether werkzeug's redirect of ``path_info`` to ``new_url`` leads to one of this addon's paths.
+
+    Decided on the target too: with http_routing installed, ``/fr/ai/generation//progress`` is matched
+    again without its language prefix, and the redirect goes to ``/ai/generation/progress``."""
+    return is_own_path(path_info) or is_own_path(urlsplit(new_url).path)
 
 
 def _allowed_origin():
@@ -117,8 +126,8 @@ class IrHttp(models.AbstractModel):
         path with an HTML body (a client sent a POST there: following it would be a guess)."""
         try:
             return super()._match(path_info)
-        except werkzeug.routing.RequestRedirect:
-            if not is_own_path(path_info):
+        except werkzeug.routing.RequestRedirect as redirect:
+            if not is_own_redirect(path_info, redirect.new_url):
                 raise
             from ..controllers.api_fallback import not_routed  # the controllers import this module
 

@@ -8,6 +8,7 @@ from odoo.addons.bus.websocket import WebsocketConnectionHandler
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
+from ..models.ir_http import is_own_redirect
 from .common import IMAGE_MODEL, IMAGE_PRICE, TEXT_MODEL, TEXT_PRICE
 from .http_common import AiGenerationHttpCase
 from .test_http_api import BODY
@@ -93,6 +94,16 @@ class TestCatalogueAndFallback(AiGenerationHttpCase):
                 self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
                 self.assertIn(f"Did you mean {path.replace('//', '/')}?", error["error"]["message"])
         self.assertFalse(self.env["ai.generation.request"].search([("user_id", "=", self.alice.id)]))
+
+    def test_a_redirect_is_ours_by_where_it_leads_too(self):
+        # http_routing (portal, website) matches /fr/... again without the language: werkzeug's
+        # redirect then leads to the addon's path while the path asked for does not look like it
+        base = "http://127.0.0.1:8069"
+        self.assertTrue(is_own_redirect("/fr/ai/generation//progress", f"{base}/ai/generation/progress"))
+        self.assertTrue(is_own_redirect("/fr/api/v1//generations", f"{base}/api/v1/generations"))
+        self.assertTrue(is_own_redirect("/notify//generation-error", f"{base}/notify/generation-error"))
+        self.assertFalse(is_own_redirect("/web//login", f"{base}/web/login"))
+        self.assertFalse(is_own_redirect("/notify//other", f"{base}/notify/other"))
 
 
 @tagged("at_install", "-post_install", "ai_generation")
