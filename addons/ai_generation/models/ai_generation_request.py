@@ -616,7 +616,7 @@ class AiGenerationRequest(models.Model):
         becomes dispatched, through the state API.
         """
         self.env.flush_all()
-        queued = []
+        queued, returned = [], []
         if sent_ids:
             self.env.cr.execute(
                 """UPDATE ai_generation_request
@@ -626,7 +626,8 @@ class AiGenerationRequest(models.Model):
                 RETURNING id, state""",
                 (fields.Datetime.now(), list(sent_ids)),
             )
-            queued = [rid for rid, state in self.env.cr.fetchall() if state == states.QUEUED]
+            returned = self.env.cr.fetchall()
+            queued = [rid for rid, state in returned if state == states.QUEUED]
         by_error = {}
         for rid, error in failures.items():
             by_error.setdefault(error, []).append(rid)
@@ -638,7 +639,11 @@ class AiGenerationRequest(models.Model):
                 (error, ids),
             )
         self.browse(list(sent_ids) + list(failures)).invalidate_recordset(DISPATCH_FIELDS)
-        # only the state is read back (not every column of every request: the prompt, the params...)
+        # the state of the requests marked, as the UPDATE returned it under the row lock: the state API
+        # reads nothing more (not every column of every request: the prompt, the params...)
+        state_field = self._fields["state"]
+        for rid, state in returned:
+            self.env.cache.set(self.browse(rid), state_field, state)
         self.browse(queued).with_context(prefetch_fields=False)._set_dispatched()
         # written now: once this returns nothing references the own environment, and a commit flushes
         # only the environments still alive (Transaction.envs is a WeakSet)

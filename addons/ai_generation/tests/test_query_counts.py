@@ -71,3 +71,12 @@ class TestQueryCounts(AiGenerationCase):
         with self.assertQueryCount(1):  # a duplicate: the lock and the lookup, nothing written
             answer = self.Request.sudo()._handle_callback("progress", payload)
         self.assertEqual((answer["status"], answer["duplicate"]), ("running", True))
+
+    def test_a_confirmed_publish_marks_and_moves_its_request_without_reading_it_again(self):
+        request = self.new_request(self.alice)
+        self.env.flush_all()
+        self.env.invalidate_all()  # the publisher's own transaction: nothing cached
+        # the dispatch mark (it returns the state under the row lock), then the state API's write
+        with self.assertQueryCount(2):
+            self.Request.sudo()._mark_dispatch([request.id], {})
+        self.assertEqual((request.state, request.dispatch_state), ("dispatched", "sent"))
