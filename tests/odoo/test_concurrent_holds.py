@@ -209,7 +209,8 @@ LOCK_WAIT = 3  # seconds a create waits for the user's lock below
 
 def test_the_rate_limit_window_ends_once_the_lock_is_held():
     """A create that waited for its user's lock counts the minute before it got it, not before it
-    arrived: a request 58 s old when the create arrives is 61 s old once the lock is free."""
+    arrived: a request 58 s old when the create arrives is 61 s old once the lock is free. And the
+    request it creates is dated when it got the lock, as later creates count it."""
     odoo = require_odoo()
     with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_conc") as db:
         api_key = json_lines(odoo.shell(db, setup_without_broker(PRICE, PRICE * 100)))[-1]["api_key"]
@@ -241,8 +242,17 @@ def test_the_rate_limit_window_ends_once_the_lock_is_held():
                     waiting = pool.submit(post)
                     time.sleep(LOCK_WAIT)
                     assert not waiting.done()  # it waits for the lock
+                    clock = holder.cursor()
+                    clock.execute("SELECT (clock_timestamp() AT TIME ZONE 'UTC')::text")
+                    freed_at = clock.fetchone()[0]
                     holder.commit()  # the lock is free
                     answer = waiting.result()
             finally:
                 holder.close()
-        assert answer.status_code == 202, answer.text
+            assert answer.status_code == 202, answer.text
+            request_id = answer.json()["request_id"]
+            created = psql(
+                db,
+                f"SELECT create_date >= '{freed_at}' FROM ai_generation_request WHERE uuid = '{request_id}'",
+            )
+        assert created == [["t"]], (freed_at, created)

@@ -78,16 +78,19 @@ STATE_SELECTION = [
 USER_LOCK_KEY = 0x41494745
 # The lock, then (a statement of its own: a snapshot taken after the lock) what a create checks under it.
 # The rate limit's window ends once the lock is held: clock_timestamp(), since statement_timestamp() is
-# when the server received the whole query string, before the wait.
+# when the server received the whole query string, before the wait. The new request is stamped with
+# that time too (its create_date, which later windows count), not with the transaction's start.
 RATE_WINDOW_SECONDS = 60
 CREATES_LOCK_SQL = """
 SELECT pg_advisory_xact_lock(%(lock_key)s, %(user_id)s);
-WITH w AS (SELECT (clock_timestamp() AT TIME ZONE 'UTC') - %(window)s * interval '1 second' AS since)
+WITH t AS (SELECT clock_timestamp() AT TIME ZONE 'UTC' AS locked_at),
+     w AS (SELECT locked_at - %(window)s * interval '1 second' AS since FROM t)
 SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
-       nextval('ai_generation_request_id_seq'), now() AT TIME ZONE 'UTC',
+       nextval('ai_generation_request_id_seq'), t.locked_at,
        a.id, a.balance, a.held, i.id, i.body_hash, i.status_code, i.response
   FROM res_users u
   JOIN res_partner p ON p.id = u.partner_id
+ CROSS JOIN t
  CROSS JOIN w
  CROSS JOIN LATERAL (SELECT count(*) AS count, min(create_date) AS oldest FROM ai_generation_request
                       WHERE user_id = u.id AND create_date > w.since) recent
@@ -96,7 +99,7 @@ SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
  WHERE u.id = %(user_id)s
 """
 LockedCreates = collections.namedtuple(
-    "LockedCreates", "company_id lang recent oldest since new_id now account previous"
+    "LockedCreates", "company_id lang recent oldest since new_id locked_at account previous"
 )
 _WRITE_KEY = "ai_generation_request_write"
 _WRITE_SENTINEL = object()  # only this module's code holds it: no RPC context can carry it
@@ -336,10 +339,10 @@ class AiGenerationRequest(models.Model):
         )
         # the request's INSERT (its id drawn under the lock, the record cached as create() caches it,
         # models/row_insert.py says why), the key's answer and the hold: one round trip under the lock
-        values["id"] = locked.new_id
+        values.update(id=locked.new_id, create_date=locked.locked_at, write_date=locked.locked_at)
         Request = self.sudo()
         writes = [insert_sql(Request, values)]
-        request = cache_new_row(Request, locked.new_id, values, locked.now)
+        request = cache_new_row(Request, locked.new_id, values, locked.locked_at)
         body = request._api_accepted_body()
         if idempotency_key:
             Key = self.env["ai.generation.idempotency"].sudo()
@@ -376,8 +379,8 @@ class AiGenerationRequest(models.Model):
         account's credits (the records cached as the ORM would) come with the requests of the rate
         limit's window and the first answer to ``idempotency_key``: four round trips in one, each of
         which made the user's other creates wait. It also draws the new request's id and reads the
-        transaction's time (its create_date), so that the request's INSERT needs no answer and rides
-        with the hold (``send_together``)."""
+        time the lock was taken (its create_date, as the rate limit counts it), so that the request's
+        INSERT needs no answer and rides with the hold (``send_together``)."""
         self.env.flush_all()
         self.env.cr.execute(
             CREATES_LOCK_SQL,
@@ -388,9 +391,19 @@ class AiGenerationRequest(models.Model):
                 "key": idempotency_key or None,
             },
         )
-        (company_id, partner_id, lang, recent, oldest, since, new_id, now, account_id, balance, held) = (
-            row := self.env.cr.fetchone()
-        )[:11]
+        (
+            company_id,
+            partner_id,
+            lang,
+            recent,
+            oldest,
+            since,
+            new_id,
+            locked_at,
+            account_id,
+            balance,
+            held,
+        ) = (row := self.env.cr.fetchone())[:11]
         previous = row[11:]
         cache_owner(user, company_id, partner_id, lang)
         Account = self.env["ai.credit.account"].sudo()
@@ -403,7 +416,7 @@ class AiGenerationRequest(models.Model):
             oldest,
             since,
             new_id,
-            now,
+            locked_at,
             account,
             previous if previous_id is not None else None,
         )

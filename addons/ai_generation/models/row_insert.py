@@ -25,15 +25,21 @@ def insert_statement(table, names, derived=()):
 
     With ``derived`` ((column, expression), ...), those columns come from the expressions instead, over
     the relation they name: ``INSERT ... SELECT ... FROM`` it, one row per row it holds (a statement's
-    ``WITH`` gives it; see ``insert_row_from``)."""
+    ``WITH`` gives it; see ``insert_row_from``).
+
+    A caller that stamps the row itself gives ``create_date`` and ``write_date`` in ``names``; otherwise
+    both are the transaction's time."""
     columns = names + tuple(column for column, _expression in derived)
+    dated = "create_date" in names
     head = SQL(
-        "INSERT INTO %s (%s, create_uid, write_uid, create_date, write_date)",
+        "INSERT INTO %s (%s, create_uid, write_uid%s)",
         SQL.identifier(table),
         SQL(", ").join(map(SQL.identifier, columns)),
+        SQL("" if dated else ", create_date, write_date"),
     ).code  # identifiers only: no placeholder yet
     given = ["%s"] * len(names)
-    log_access = f"%s, %s, {NOW_UTC}, {NOW_UTC}"  # create_uid and write_uid: the last two values
+    # create_uid and write_uid: the last two values
+    log_access = "%s, %s" if dated else f"%s, %s, {NOW_UTC}, {NOW_UTC}"
     if not derived:
         return f"{head} VALUES ({', '.join([*given, log_access])}) RETURNING id, create_date"
     expressions = [expression for _column, expression in derived]
