@@ -190,9 +190,8 @@ class Bench:
             emit(f"{mode}_{name}_client_p99_ms", run.values.get("wrk_latency_p99_ms", float("nan")))
             emit(f"{mode}_{name}_client_cores", run.client_cores)
             emit(f"{mode}_{name}_odoo_cores", cores["odoo"])
-            # what one POST costs, and who spends it. Once both cores are busy no phase goes faster
-            # than health_machine_cpu_ms / machine_cpu_ms of the health rate; once Odoo's processes
-            # are (threaded: one process, one GIL), than health_odoo_cpu_ms / odoo_cpu_ms of it
+            # what one POST costs, and who spends it; a _bound_ratio is the ratio to health if one
+            # resource, the cores or Odoo's processes (threaded: one GIL), limited both (README)
             for source in ("machine", "odoo", *api_stack.SERVICES):
                 emit(f"{mode}_{name}_{source}_cpu_ms", cpu_ms_per(used[source], run.requests))
             emit(f"{mode}_{name}_machine_cores", cores["machine"])
