@@ -105,7 +105,10 @@ class AiCreditAccount(models.Model):
         return self._cached(*row, user) if row else self.browse()
 
     def _cached(self, account_id, balance, held, user):
-        """The account ``account_id`` of ``user``, its credits (read by the caller's query) cached."""
+        """The account ``account_id`` of ``user``, its credits (read by the caller's query) cached;
+        empty when ``account_id`` is (the caller's LEFT JOIN found none)."""
+        if not account_id:
+            return self.browse()
         account = self.browse(account_id)
         for name, value in (("balance", balance), ("held", held), ("user_id", user.id)):
             self.env.cache.set(account, self._fields[name], value)

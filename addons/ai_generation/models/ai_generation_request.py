@@ -332,14 +332,16 @@ class AiGenerationRequest(models.Model):
                 f"Not enough credits: this request costs {price}, you have {available}.",
                 fields={"credits": f"needed={price} available={available}"},
             )
+        # the request's INSERT (its id drawn under the lock, the record cached as create() caches it,
+        # models/row_insert.py says why), the key's answer and the hold: one round trip under the lock
         values.update(
+            id=locked.new_id,
+            create_date=locked.locked_at,
+            write_date=locked.locked_at,
             company_id=locked.company_id,
             user_message=text_in(locked.lang, STATE_MESSAGES[states.QUEUED]),
             deadline=fields.Datetime.now() + timedelta(seconds=deadline_seconds),
         )
-        # the request's INSERT (its id drawn under the lock, the record cached as create() caches it,
-        # models/row_insert.py says why), the key's answer and the hold: one round trip under the lock
-        values.update(id=locked.new_id, create_date=locked.locked_at, write_date=locked.locked_at)
         Request = self.sudo()
         writes = [insert_sql(Request, values)]
         request = cache_new_row(Request, locked.new_id, values, locked.locked_at)
@@ -403,12 +405,11 @@ class AiGenerationRequest(models.Model):
             account_id,
             balance,
             held,
-        ) = (row := self.env.cr.fetchone())[:11]
-        previous = row[11:]
+            previous_id,
+            *previous,
+        ) = self.env.cr.fetchone()
         cache_owner(user, company_id, partner_id, lang)
-        Account = self.env["ai.credit.account"].sudo()
-        account = Account._cached(account_id, balance, held, user) if account_id else Account.browse()
-        previous_id, *previous = previous
+        account = self.env["ai.credit.account"].sudo()._cached(account_id, balance, held, user)
         return LockedCreates(
             company_id,
             lang or "en_US",
@@ -745,15 +746,9 @@ class AiGenerationRequest(models.Model):
         width = len(loaded) + 1
         request = self._cache_locked(loaded, row[:width])
         seen_request_id, seen_kind, hold, company_id, partner_id, lang, *account_row = row[width:]
-        owner = request.user_id
-        cache_owner(owner, company_id, partner_id, lang)
-        Account = self.env["ai.credit.account"].sudo()
-        account_id, balance, held = account_row
-        account = Account._cached(account_id, balance, held, owner) if account_id else Account.browse()
-        if hold and not account:  # never: the hold opened it (as _open_hold_and_account)
-            account = request._account()
+        cache_owner(request.user_id, company_id, partner_id, lang)
         seen = (seen_request_id, seen_kind) if seen_request_id is not None else None
-        return request, seen, CallbackReads(hold, account)
+        return request, seen, request._callback_reads(hold, *account_row)
 
     def _loaded_on_lock(self):
         return [
@@ -1024,9 +1019,9 @@ class AiGenerationRequest(models.Model):
         return self.env["ai.credit.account"].sudo()._open_for_user(self.user_id)
 
     def _open_hold_and_account(self):
-        """(credits still held for this request, the owner's account): one round trip, as a terminal
-        change needs both (the account for its movements and for the owner's bus message). The
-        account is opened when credits are held and it is missing (it never is: a hold opened it)."""
+        """CallbackReads (credits still held for this request, the owner's account) in one round trip,
+        as a terminal change needs both (the account for its movements and for the owner's bus
+        message), for a caller that did not read them with the request's lock."""
         self.ensure_one()
         self.env.flush_all()
         self.env.cr.execute(
@@ -1038,11 +1033,14 @@ class AiGenerationRequest(models.Model):
             """,
             (self.id, self.user_id.id),
         )
-        hold, account_id, balance, held = self.env.cr.fetchone()
-        Account = self.env["ai.credit.account"].sudo()
-        if account_id:
-            return hold, Account._cached(account_id, balance, held, self.user_id)
-        return hold, self._account() if hold else Account.browse()
+        return self._callback_reads(*self.env.cr.fetchone())
+
+    def _callback_reads(self, hold, account_id, balance, held):
+        """CallbackReads of the hold and the owner's account, as the caller's query read them (the
+        account cached); an account is opened when credits are held and it is missing (it never is:
+        the hold opened it)."""
+        account = self.env["ai.credit.account"].sudo()._cached(account_id, balance, held, self.user_id)
+        return CallbackReads(hold, account if account or not hold else self._account())
 
     def _open_hold(self):
         """Credits still held for this request (the sum of its lines' effect on held)."""
