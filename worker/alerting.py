@@ -12,6 +12,9 @@ Rules (DESIGN.md § Alerts), per (backend, error_type) unless said otherwise:
 Names and labels are the shared contract schemas/alerts.json (the per-backend alert carries
 error_type="any"; every alert carries source="worker"): this worker alone ends the alerts it raised, and
 Alertmanager groups them with what Odoo and n8n raise for the same condition (group_by without source).
+Every alert also carries this process's ``instance`` label (``<hostname>:<pid>`` unless set): without it
+two workers on one queue would post the same label set, and one worker's resolve (endsAt now) would end
+the alert another worker still sees firing.
 An active alert stays active until its errors stop: it resolves after ``quiet_seconds`` without a
 matching error (the consecutive one also at the backend's next success), so it does not flap while the
 errors go on just under a threshold. Active alerts are re-sent every ``resend_seconds`` with an endsAt
@@ -24,6 +27,8 @@ with a lock, a background loop and the HTTP posts.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections import Counter, deque
@@ -59,7 +64,13 @@ class AlertConfig:
     request_timeout: float = 5.0
     service: str = "ai_generation"  # schemas/alerts.json: shared with Odoo and n8n for dedup
     generator_url: str | None = None  # shown as the alert's source link in Alertmanager
-    extra_labels: dict[str, str] = field(default_factory=dict)  # e.g. {"instance": "worker-1"}
+    instance: str = ""  # the instance label; empty: <hostname>:<pid>, unique per running worker
+    extra_labels: dict[str, str] = field(default_factory=dict)  # e.g. {"region": "eu"}
+
+    @property
+    def instance_label(self) -> str:
+        # an instance label given in extra_labels (as documented before this field) still wins
+        return self.extra_labels.get("instance") or self.instance or default_instance()
 
     @property
     def alerts_url(self) -> str | None:
@@ -67,6 +78,11 @@ class AlertConfig:
             return None
         base = self.alertmanager_url.rstrip("/")
         return base if base.endswith("/api/v2/alerts") else f"{base}/api/v2/alerts"
+
+
+def default_instance() -> str:
+    """This process, as the instance label: a host runs several workers, a container's pid is 1."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -121,6 +137,7 @@ class AlertDetector:
         self._streaks: dict[str, _Streak] = {}
         self._active: dict[tuple, _Active] = {}  # by (alertname, backend, error_type)
         self._resolved: dict[tuple, Notice] = {}  # resolved notices not yet delivered
+        self._instance = config.instance_label  # read once: the pid of the process that alerts
 
     # input ----------
     def record_failure(
@@ -253,6 +270,7 @@ class AlertDetector:
     def _hold(self, holding, alertname, backend, error_type, severity, summary, notes, now) -> None:
         labels = {
             **self.config.extra_labels,
+            "instance": self._instance,
             "alertname": alertname,
             "service": self.config.service,
             "backend": backend,

@@ -203,7 +203,8 @@ SECTION_HELP: dict[str, dict[str, str]] = {
         "request_timeout": "Seconds per POST to Alertmanager.",
         "service": "The alerts' service label.",
         "generator_url": "Link shown as the alerts' source in Alertmanager.",
-        "extra_labels": 'Extra labels as a JSON object, e.g. {"instance": "worker-1"}.',
+        "instance": "The alerts' instance label: each worker's alerts stay its own to resolve.",
+        "extra_labels": 'Extra labels as a JSON object, e.g. {"region": "eu"}.',
     },
 }
 
@@ -369,6 +370,8 @@ def markdown_table() -> str:
             default = "(secret)"
         if opt.name == "connection_name":
             default = "`aigen-worker@<hostname>`"
+        if (opt.section, opt.name) == ("alert", "instance"):
+            default = "`<hostname>:<pid>`"
         lines.append(f"| `{opt.env}` | `{opt.flag}` | {default} | {opt.help} |")
     return "\n".join(lines)
 

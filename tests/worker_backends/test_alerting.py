@@ -1,5 +1,8 @@
 """Alert detection (pure, with a fake clock) and delivery through the real Alertmanager."""
 
+import os
+import socket
+
 import pytest
 
 import aigen_contracts
@@ -12,6 +15,7 @@ from worker.alerting import (
     AlertConfig,
     AlertDetector,
     AlertMonitor,
+    default_instance,
 )
 from worker.classification import Signal, classify
 
@@ -66,6 +70,7 @@ def test_rate_alert_needs_n_errors_within_the_window():
         "error_type": "provider_unavailable",
         "severity": "warning",
         "source": "worker",
+        "instance": default_instance(),
     }
     assert notice.annotations["count"] == "3"
     assert notice.annotations["sample_request_ids"] == "req-20,req-10,req-0"
@@ -283,6 +288,7 @@ def test_alertmanager_delivers_firing_then_resolved(alertmanager):
         "error_type": "provider_unavailable",
         "severity": "warning",
         "source": "worker",
+        "instance": default_instance(),
     }
     assert firing["annotations"]["count"] == "3"
     assert set(firing["annotations"]["sample_request_ids"].split(",")) == {"req-0", "req-1", "req-2"}
@@ -303,8 +309,24 @@ def test_alert_names_and_labels_follow_the_shared_contract():
     detector = AlertDetector(AlertConfig(**{**CONFIG.__dict__, "rate_threshold": 1}))
     fail(detector, 0)
     (notice,) = deliver(detector, 0)
-    assert sorted(notice.labels) == sorted(contract["labels"])
+    instance = contract["instance_label"]
+    assert "worker" in instance["sources"]
+    assert sorted(notice.labels) == sorted([*contract["labels"], instance["label"]])
     assert notice.labels["source"] == "worker" and "worker" in contract["sources"]
+    assert instance["label"] not in contract["group_by"]  # one notification shows every instance
+
+
+def test_the_instance_label_is_this_process_unless_set():
+    host_pid = AlertDetector(AlertConfig(rate_threshold=1))
+    named = AlertDetector(AlertConfig(rate_threshold=1, instance="worker-1"))
+    # the way the docs said to set it before AIGEN_ALERT_INSTANCE: still honoured
+    legacy = AlertDetector(AlertConfig(rate_threshold=1, extra_labels={"instance": "worker-2"}))
+    seen = []
+    for detector in (host_pid, named, legacy):
+        fail(detector, 0)
+        (notice,) = deliver(detector, 0)
+        seen.append(notice.labels["instance"])
+    assert seen == [f"{socket.gethostname()}:{os.getpid()}", "worker-1", "worker-2"]
 
 
 def test_extra_labels_cannot_take_over_the_source_label():
@@ -363,3 +385,31 @@ def test_a_user_error_after_a_system_streak_keeps_the_alert_firing_in_alertmanag
     assert [n.resolved for n in monitor.tick()] == [True]
     alertmanager.webhook.wait_for(status="resolved", alertname=CONSECUTIVE_FAILURES)
     assert _states(alertmanager, **streak) == []
+
+
+@pytest.mark.slow
+def test_one_worker_resolving_leaves_another_workers_alert_firing(alertmanager, monkeypatch):
+    # two workers on one queue, neither configured with an instance: the provider fails for both,
+    # then one of them sees a success (a request that got through) while the other's jobs still fail
+    clock = [0.0]
+    first = _timed_monitor(alertmanager, clock)
+    pid = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: pid + 1)  # the second worker process on this host
+    second = AlertMonitor(first.config, clock=lambda: clock[0])
+    monkeypatch.undo()
+    timeout = classify(Signal("timeout"))
+    for i in range(3):
+        clock[0] += 1
+        first.record_failure("external", timeout, f"req-a{i}")
+        second.record_failure("external", timeout, f"req-b{i}")
+    assert len(first.tick()) == len(second.tick()) == 1
+    streak = {"alertname": CONSECUTIVE_FAILURES, "backend": "external", "source": "worker"}
+    assert _states(alertmanager, **streak) == ["active", "active"]
+
+    second.record_success("external")
+    clock[0] += 1
+    assert [n.resolved for n in second.tick()] == [True]
+    still = alertmanager.alerts(**streak)
+    assert [(a["labels"]["instance"], a["status"]["state"]) for a in still] == [
+        (f"{socket.gethostname()}:{pid}", "active")
+    ]
