@@ -167,3 +167,18 @@ def test_profile_post_measures_the_cpu_of_a_post_and_its_callbacks():
     # the worker finished every job the POSTs created
     assert int(values["jobs_finished"]) > 0
     assert int(values["jobs_unfinished"]) == 0
+
+
+@pytest.mark.odoo
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_create_history_bench_posts_from_a_new_user_and_one_with_a_long_history():
+    require_odoo()
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    values = _run_bench("create_history.py", "--history", "2000", "--phase-seconds", "1", timeout=540)
+    assert values["history_requests"] == "2000"
+    for user in ("new_user", "long_history_user"):
+        assert float(values[f"post_{user}_rps"]) > 0
+        assert values[f"post_{user}_non_202"] == "0"  # every POST accepted: the users have the credits
+    assert float(values["long_history_to_new_user_ratio"]) > 0

@@ -19,6 +19,7 @@ from odoo import _, api, fields, models
 from odoo.exceptions import AccessError, UserError
 from odoo.modules.registry import Registry
 from odoo.tools import SQL
+from odoo.tools.sql import create_index
 
 from .. import broker
 from ..pure import amqp, contracts, states
@@ -92,12 +93,15 @@ SELECT u.company_id, u.partner_id, p.lang, recent.count, recent.oldest, w.since,
   JOIN res_partner p ON p.id = u.partner_id
  CROSS JOIN t
  CROSS JOIN w
- CROSS JOIN LATERAL (SELECT count(*) AS count, min(create_date) AS oldest FROM ai_generation_request
-                      WHERE user_id = u.id AND create_date > w.since) recent
+ CROSS JOIN LATERAL (SELECT count(*) AS count, min(create_date) AS oldest
+                       FROM (SELECT create_date FROM ai_generation_request
+                              WHERE user_id = u.id AND create_date > w.since
+                              ORDER BY create_date LIMIT %(limit)s) window_creates) recent
   LEFT JOIN ai_credit_account a ON a.user_id = u.id
   LEFT JOIN ai_generation_idempotency i ON i.user_id = u.id AND i.key = %(key)s
  WHERE u.id = %(user_id)s
 """
+USER_CREATED_INDEX = "ai_generation_request_user_id_create_date_index"
 LockedCreates = collections.namedtuple(
     "LockedCreates", "company_id lang recent oldest since new_id locked_at account previous"
 )
@@ -168,16 +172,16 @@ class AiGenerationRequest(models.Model):
     _order = "id desc"
     _rec_name = "uuid"
 
-    uuid = fields.Char(
+    uuid = fields.Char(  # indexed by its UNIQUE constraint
         "Request ID",
         required=True,
         readonly=True,
-        index=True,
         copy=False,
         default=lambda _s: str(uuid.uuid4()),
     )
+    # indexed with create_date (init): the rate limit's count and the owner's lookups share one index
     user_id = fields.Many2one(
-        "res.users", "Owner", required=True, readonly=True, index=True, default=lambda s: s.env.user
+        "res.users", "Owner", required=True, readonly=True, default=lambda s: s.env.user
     )
     company_id = fields.Many2one(related="user_id.company_id", store=True)
     backend = fields.Selection(BACKENDS, required=True, readonly=True)
@@ -239,6 +243,11 @@ class AiGenerationRequest(models.Model):
             "Only a failed request has an error type.",
         ),
     ]
+
+    def init(self):
+        # the owner's requests by time: the rate limit counts a user's creates of the last minute on
+        # every create, under the user's lock; with user_id alone it read the user's whole history
+        create_index(self.env.cr, USER_CREATED_INDEX, self._table, ["user_id", "create_date"])
 
     @api.depends_context("uid")
     def _compute_is_mine(self):
@@ -316,7 +325,7 @@ class AiGenerationRequest(models.Model):
         }
         deadline_seconds = get_setting(self.env, "ai_generation.deadline_seconds")
         rate_limit = get_setting(self.env, "ai_generation.rate_limit_per_minute")
-        locked = self._lock_creates_of(user, idempotency_key)
+        locked = self._lock_creates_of(user, idempotency_key, rate_limit)
         if locked.previous:
             previous_hash, status, answer = locked.previous
             if previous_hash != body_hash:
@@ -373,7 +382,7 @@ class AiGenerationRequest(models.Model):
         )
         return 202, body, False
 
-    def _lock_creates_of(self, user, idempotency_key):
+    def _lock_creates_of(self, user, idempotency_key, rate_limit=0):
         """Take ``user``'s create lock and read what a create checks under it, in one round trip.
 
         Each statement of the string gets its own snapshot in READ COMMITTED, so the SELECT after the
@@ -382,7 +391,11 @@ class AiGenerationRequest(models.Model):
         limit's window and the first answer to ``idempotency_key``: four round trips in one, each of
         which made the user's other creates wait. It also draws the new request's id and reads the
         time the lock was taken (its create_date, as the rate limit counts it), so that the request's
-        INSERT needs no answer and rides with the hold (``send_together``)."""
+        INSERT needs no answer and rides with the hold (``send_together``).
+
+        The window's creates are counted up to ``rate_limit`` only (none when there is no limit),
+        along the (user_id, create_date) index: a create costs the same for a user with a long
+        history as for a new one, and the count is all it waits on the lock for."""
         self.env.flush_all()
         self.env.cr.execute(
             CREATES_LOCK_SQL,
@@ -391,6 +404,7 @@ class AiGenerationRequest(models.Model):
                 "user_id": user.id,
                 "window": RATE_WINDOW_SECONDS,
                 "key": idempotency_key or None,
+                "limit": max(rate_limit, 0),
             },
         )
         (

@@ -4,6 +4,7 @@ from . import (
     test_back_office,
     test_bus_updates,
     test_callbacks,
+    test_create_scan,
     test_crons,
     test_http_api,
     test_http_callbacks,
