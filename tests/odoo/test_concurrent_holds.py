@@ -256,3 +256,60 @@ def test_the_rate_limit_window_ends_once_the_lock_is_held():
                 f"SELECT create_date >= '{freed_at}' FROM ai_generation_request WHERE uuid = '{request_id}'",
             )
         assert created == [["t"]], (freed_at, created)
+
+
+def test_an_event_id_another_request_takes_meanwhile_is_a_conflict_not_an_error():
+    """Two callbacks of two requests with one event_id at once lock each their own request, so neither
+    sees the other's event: the unique index decides. The second waits for the first, then gets the
+    JSON 409 of a reused event_id with nothing it did kept (it was an HTML 400 and an ERROR line)."""
+    secret = "s" * 32
+    odoo = require_odoo()
+    with throwaway_database(odoo, modules=["ai_generation"], prefix="aigen_conc") as db:
+        api_key = json_lines(odoo.shell(db, setup_without_broker(PRICE, PRICE * 2, secret)))[-1]["api_key"]
+        with OdooServer(odoo, db) as server:
+            uuids = []
+            for i in range(2):
+                response = requests.post(
+                    f"{server.url}/api/v1/generations",
+                    json={"backend": "external", "model": "gpt-test", "prompt": f"poem {i}"},
+                    headers={"Authorization": f"Bearer {api_key}"},
+                    timeout=60,
+                )
+                assert response.status_code == 202, response.text
+                uuids.append(response.json()["request_id"])
+            first_id = psql(db, f"SELECT id FROM ai_generation_request WHERE uuid = '{uuids[0]}'")[0][0]
+            # the first request's progress callback, as far as its event row: not committed yet
+            holder = psycopg2.connect(dbname=db, host=DB_HOST, user=DB_USER, password=DB_PASSWORD)
+            try:
+                holder.cursor().execute(
+                    "INSERT INTO ai_generation_event (event_id, request_id, kind, state_after, create_uid,"
+                    " write_uid, create_date, write_date) VALUES ('evt-shared', %s, 'progress', 'running',"
+                    " 1, 1, now(), now())",
+                    (first_id,),
+                )
+                with ThreadPoolExecutor(1) as pool:
+                    second = pool.submit(
+                        requests.post,
+                        f"{server.url}/ai/generation/progress",
+                        json={
+                            "generation_request_id": uuids[1],
+                            "event_id": "evt-shared",
+                            "state": "running",
+                            "attempt": 1,
+                        },
+                        headers={"Authorization": f"Bearer {secret}"},
+                        timeout=120,
+                    )
+                    time.sleep(LOCK_WAIT)
+                    assert not second.done()  # it waits on the unique index for the first
+                    holder.commit()
+                    answer = second.result()
+            finally:
+                holder.close()
+            log = server.log()
+        assert answer.headers["Content-Type"].startswith("application/json"), answer.text[:300]
+        assert (answer.status_code, answer.json()["error"]["code"]) == (409, "conflict")
+        assert "another request" in answer.json()["error"]["message"]
+        # the second request's move to running was rolled back with the refused event
+        assert psql(db, f"SELECT state FROM ai_generation_request WHERE uuid = '{uuids[1]}'") == [["queued"]]
+        assert [line for line in log.splitlines() if " ERROR " in line] == []

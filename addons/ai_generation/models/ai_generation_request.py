@@ -47,7 +47,7 @@ from .owner_messages import (
     warning_note,
 )
 from .res_config_settings import get_setting
-from .row_insert import cache_new_row, insert_row, insert_sql, send_together
+from .row_insert import cache_new_row, insert_sql, send_together
 from .transactions import call_in_own_transaction
 
 _logger = logging.getLogger(__name__)
@@ -803,12 +803,27 @@ class AiGenerationRequest(models.Model):
             payload = request._in_owner_language(payload)
         changed = getattr(request, f"_on_{kind}")(payload, reads)
         if event_id and changed:
-            # one INSERT: the ORM's create was a tenth of a callback's CPU (models/row_insert.py)
-            insert_row(
-                self.env["ai.generation.event"].sudo(),
-                {"event_id": event_id, "request_id": request.id, "kind": kind, "state_after": request.state},
-                cached=False,
+            # one INSERT: the ORM's create was a tenth of a callback's CPU (models/row_insert.py). A
+            # callback of another request holding the same event_id right now is not seen by the lookup
+            # above (each locks its own request): the unique index decides, and this one, second, is
+            # refused as a reuse, all it did rolled back, not a unique violation's HTML 400 and ERROR line
+            recorded = send_together(
+                self.env.cr,
+                [
+                    insert_sql(
+                        self.env["ai.generation.event"].sudo(),
+                        {
+                            "event_id": event_id,
+                            "request_id": request.id,
+                            "kind": kind,
+                            "state_after": request.state,
+                        },
+                        unless_taken="event_id",
+                    )
+                ],
             )
+            if recorded is None:
+                raise Conflict(f"event_id {event_id} was already used for a callback of another request.")
             request.invalidate_recordset(["event_ids"])
         return request._callback_answer(duplicate=not changed)
 

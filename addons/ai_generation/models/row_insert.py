@@ -19,7 +19,7 @@ NOW_UTC = "(now() at time zone 'UTC')"  # the transaction's time, as the ORM's c
 
 
 @functools.lru_cache(maxsize=64)
-def insert_statement(table, names, derived=()):
+def insert_statement(table, names, derived=(), unless_taken=None):
     """The INSERT of ``names`` and the log-access columns into ``table``, built once: composing Odoo's
     SQL objects column by column costs more than the statement's round trip.
 
@@ -28,7 +28,9 @@ def insert_statement(table, names, derived=()):
     ``WITH`` gives it; see ``insert_row_from``).
 
     A caller that stamps the row itself gives ``create_date`` and ``write_date`` in ``names``; otherwise
-    both are the transaction's time."""
+    both are the transaction's time. With ``unless_taken`` (a column of a unique index), a row whose
+    value another transaction holds is not inserted: the statement returns no row instead of raising
+    (after waiting for that transaction, as the unique index makes it)."""
     columns = names + tuple(column for column, _expression in derived)
     dated = "create_date" in names
     head = SQL(
@@ -41,7 +43,8 @@ def insert_statement(table, names, derived=()):
     # create_uid and write_uid: the last two values
     log_access = "%s, %s" if dated else f"%s, %s, {NOW_UTC}, {NOW_UTC}"
     if not derived:
-        return f"{head} VALUES ({', '.join([*given, log_access])}) RETURNING id, create_date"
+        conflict = f" ON CONFLICT ({unless_taken}) DO NOTHING" if unless_taken else ""
+        return f"{head} VALUES ({', '.join([*given, log_access])}){conflict} RETURNING id, create_date"
     expressions = [expression for _column, expression in derived]
     sources = sorted({expression.split(".")[0] for expression in expressions})
     returned = ", ".join(["id", "create_date", *(column for column, _expression in derived)])
@@ -52,11 +55,13 @@ def insert_statement(table, names, derived=()):
     )
 
 
-def insert_sql(model, values):
+def insert_sql(model, values, unless_taken=None):
     """(statement, parameters) of the INSERT ``insert_row`` sends, for a caller that sends it together
-    with other statements (``before`` of ``insert_row_from``; ``values`` then gives the id too)."""
+    with other statements (``before`` of ``insert_row_from``; ``values`` then gives the id too), or
+    alone: see ``insert_statement`` for ``unless_taken``."""
     uid = model.env.uid
-    return insert_statement(model._table, tuple(values)), [*_column_params(model, values), uid, uid]
+    statement = insert_statement(model._table, tuple(values), unless_taken=unless_taken)
+    return statement, [*_column_params(model, values), uid, uid]
 
 
 def _column_params(model, values):
