@@ -1144,6 +1144,8 @@ class AiGenerationRequest(models.Model):
     def _check_manager(self):
         if not self.env.su and not self.env.user.has_group("ai_generation.group_ai_generation_manager"):
             raise AccessError(_("Only AI Generation managers can change generation requests."))
+        # the actions then work as superuser: the record rules (other companies) are checked here, first
+        self.check_access("read")
 
     def action_cancel(self):
         """Cancel unfinished requests (managers): holds released, owners told."""

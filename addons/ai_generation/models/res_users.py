@@ -14,7 +14,10 @@ class ResUsers(models.Model):
 
     def _compute_ai_credits_available(self):
         Account = self.env["ai.credit.account"].sudo()
-        accounts = {a.user_id.id: a for a in Account.search([("user_id", "in", self.ids)])}
+        domain = [("user_id", "in", self.ids)]
+        if not self.env.su:  # sudo skips the multi-company rule: other companies' credits stay hidden
+            domain.append(("company_id", "in", self.env.companies.ids))
+        accounts = {a.user_id.id: a for a in Account.search(domain)}
         for user in self:
             account = accounts.get(user.id)
             user.ai_credits_available = account.available if account else 0

@@ -41,6 +41,7 @@ AMQP_PASSWORD = "amqp-pw-rpc-surface-3e7a"
 ALERTMANAGER_MARK = "am-rpc-surface-91c4"
 DETAIL_MARK = "detail-rpc-surface-6b2e"  # in error_detail: for managers only
 SECRET_SETTINGS = {"ai_worker_secret", "ai_amqp_url", "ai_alertmanager_url"}
+ACCESS_ERROR = "odoo.exceptions.AccessError"
 
 # what managers change by design: prices, and the credit wizard (it collects numbers; the ledger posts)
 MANAGERS_TABLES = {"ai_generation_price", "ai_credit_operation_wizard"}
@@ -623,6 +624,24 @@ class TestRpcSurfaceOverHttp(RpcSurfaceMixin, HttpCase):
             self.assertEqual(response.status_code, 200)
             self.assertIn("result", response.json(), response.text[:300])
             self.assertNoNeedle(response.text, user.login)
+
+    @mute_logger("odoo.http")
+    def test_managers_cancel_no_request_of_another_company(self):
+        # the manager works for the home company only; Bob for another one
+        other = self.env["res.company"].create({"name": "Other RPC Company"})
+        self.bob.write({"company_ids": [(4, other.id)], "company_id": other.id})
+        self.grant(self.bob, 50)
+        queued = self.new_request(self.bob)
+        done = self.new_request(self.bob)
+        self.callback("result", done, output="ok")
+        for request in (queued, done):
+            text, answer = self.call_kw(
+                self.manager.login, "ai.generation.request", "action_cancel", [[request.id]]
+            )
+            self.assertEqual(answer.get("error", {}).get("data", {}).get("name"), ACCESS_ERROR, text[:300])
+            self.assertNotIn(request.uuid, text, "the answer names another company's request")
+        queued.invalidate_recordset()
+        self.assertEqual(queued.state, "queued")
 
     def test_private_methods_are_not_callable(self):
         _text, answer = self.call_kw(

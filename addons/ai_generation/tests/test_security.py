@@ -4,7 +4,8 @@ import logging
 from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 
-from .common import TEXT_PRICE, AiGenerationCase
+from ..pure.validation import GenerationInput
+from .common import TEXT_MODEL, TEXT_PRICE, AiGenerationCase
 
 SECRET_PROMPT = "my-very-private-prompt-7f3a"
 
@@ -81,6 +82,65 @@ class TestSecurity(AiGenerationCase):
             {"operation": "grant", "user_id": self.bob.id, "credits": 5, "reason": "both companies"}
         ).action_apply()
         self.assertBalance(self.bob, 55, TEXT_PRICE)
+
+    def _move_bob_to_another_company(self):
+        """Bob works for a company the manager does not work in."""
+        other = self.env["res.company"].create({"name": "Other AI Company"})
+        self.bob.write({"company_ids": [(4, other.id)], "company_id": other.id})
+        self.env.invalidate_all()
+        return other
+
+    def test_managers_cancel_and_refund_only_in_their_companies(self):
+        # the actions work as superuser: without a record-rule check a manager reached other companies
+        self._move_bob_to_another_company()
+        done = self.new_request(self.bob)
+        self.callback("result", done, output="ok")
+        for records in (self.bob_request, done, self.alice_request | self.bob_request):
+            with self.subTest(records=records.ids):
+                with self.assertRaises(UserError) as caught:
+                    records.with_user(self.manager).action_cancel()
+                self.assertIsInstance(caught.exception, AccessError, "cancelled in another company")
+                self.assertNotIn(done.uuid, str(caught.exception), "names another company's request")
+        self.assertEqual((self.alice_request.state, self.bob_request.state), ("queued", "queued"))
+        self.assertBalance(self.bob, 50 - TEXT_PRICE, TEXT_PRICE)
+        wizard = (
+            self.env["ai.credit.operation.wizard"]
+            .with_user(self.manager)
+            .create({"operation": "refund", "request_id": done.id, "credits": 1, "reason": "other company"})
+        )
+        with self.assertRaises(AccessError):
+            wizard.action_apply()
+        self.assertFalse(done.credits_refunded, "refunded in another company")
+        # in their own company, the same actions still work
+        self.alice_request.with_user(self.manager).action_cancel()
+        self.assertEqual(self.alice_request.state, "cancelled")
+
+    def test_managers_read_credits_only_in_their_companies(self):
+        other = self._move_bob_to_another_company()
+        home = self.manager.company_id
+        self.manager.write({"company_ids": [(4, other.id)]})
+        available = 50 - TEXT_PRICE
+        for companies, expected in ((home, 0), (other, available), (home | other, available)):
+            users = (self.alice | self.bob).with_user(self.manager)
+            users = users.with_context(allowed_company_ids=companies.ids)
+            self.env.invalidate_all()
+            with self.subTest(companies=companies.mapped("name")):
+                self.assertEqual(users[1].ai_credits_available, expected, "reads another company's credits")
+        self.assertEqual(self.alice.with_user(self.manager).ai_credits_available, available)
+
+    def test_managers_read_keys_and_events_only_in_their_companies(self):
+        self._move_bob_to_another_company()
+        keyed = GenerationInput(backend="external", model=TEXT_MODEL, task="text", prompt="keyed")
+        for user in (self.alice, self.bob):
+            request = self.new_request(user)
+            self.callback("progress", request, state="running", attempt=1)
+            self.env["ai.generation.request"]._api_create(user, keyed, "key-mc", "hash-mc")
+        for model in ("ai.generation.idempotency", "ai.generation.event"):
+            with self.subTest(model=model):
+                seen = self.env[model].with_user(self.manager).search([])
+                owners = seen.sudo().mapped("user_id" if "user_id" in seen._fields else "request_id.user_id")
+                self.assertIn(self.alice, owners)
+                self.assertNotIn(self.bob, owners, f"{model}: another company's rows are read")
 
     def test_error_detail_is_for_managers(self):
         self.callback("failure", self.alice_request, **self.failure_payload("provider_unavailable"))
