@@ -122,6 +122,19 @@ def test_largest_exact_integers_and_a_bom_are_fine():
     assert validation.parse_json_object(b'{"prompt":"\\ud83d\\ude00"}') == {"prompt": "\U0001f600"}
 
 
+@pytest.mark.parametrize("written", ["1000.0", "1e3", "1E3", "true"])
+def test_an_integer_param_written_with_a_fraction_or_an_exponent_is_refused(written):
+    # JSON Schema counts 1000.0 as an integer; it would reach the provider as a float
+    body = validation.parse_json_object((GOOD_JSON % ('{"max_tokens":' + written + "}")).encode())
+    with pytest.raises(InvalidRequest) as caught:
+        validate_generation(body)
+    assert "integer" in caught.value.fields["params.max_tokens"]
+    assert validate_generation(dict(GOOD, params={"max_tokens": 1000, "temperature": 1})).params == {
+        "max_tokens": 1000,
+        "temperature": 1,  # a number may be written either way
+    }
+
+
 @pytest.mark.parametrize(
     "raw",
     [b'{"prompt":"\xed\xa0\x80"}', b'{"prompt":"\xff"}', '{"prompt":"x"}'.encode("utf-16")],

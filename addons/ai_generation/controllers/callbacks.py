@@ -56,6 +56,15 @@ def _authenticated_worker(env, httprequest):
 
 
 def _payload(httprequest, kind):
+    if httprequest.mimetype != "application/json":
+        # as on the public API: a worker's session cookie must not let a cross-site form (text/plain,
+        # which needs no CORS preflight) post a callback
+        raise ValidationFailed(
+            "Send the callback as JSON.",
+            {"Content-Type": "Must be application/json."},
+            status=415,
+            code="unsupported_media_type",
+        )
     try:  # strict JSON, as on the public API: a NUL, a lone surrogate or deep nesting was a 500
         payload = validation.parse_json_object(httprequest.get_data())
     except validation.InvalidRequest as exc:

@@ -138,6 +138,17 @@ class IrHttp(models.AbstractModel):
             raise werkzeug.exceptions.HTTPException(response=response) from None
 
     @classmethod
+    def _pre_dispatch(cls, rule, args):
+        """The addon's routes get their path's arguments only: they read the query string and the JSON
+        body themselves. Odoo's dispatcher passes every query and form field as a keyword argument, so
+        ``?self=1`` made a TypeError, and it parses a form body first, which raised in werkzeug for a
+        multipart type with an empty boundary: both an HTML 500 for anyone, before any credential."""
+        result = super()._pre_dispatch(rule, args)
+        if is_own_path(request.httprequest.path):
+            request.get_http_params = dict  # this request's only: the dispatcher adds ``args`` to it
+        return result
+
+    @classmethod
     def _post_dispatch(cls, response):
         result = super()._post_dispatch(response)
         if is_api_path(request.httprequest.path):

@@ -10,7 +10,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from referencing import Registry, Resource
 
 ADDON_DIR = Path(__file__).resolve().parent.parent
@@ -54,10 +54,23 @@ def _registry():
     return Registry().with_resources(resources)
 
 
+def _is_integer(_checker, value):
+    # JSON Schema counts 1.0 and 1e3 as integers: the columns, the worker and the AI providers do not
+    # (a max_tokens of 1000.0 would reach the provider as a float)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+StrictIntegerValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+
 @cache
 def validator(name):
-    """A Draft 2020-12 validator for ``name`` that resolves the sibling files it references."""
-    return Draft202012Validator(load(name), registry=_registry(), format_checker=FormatChecker())
+    """A Draft 2020-12 validator for ``name`` that resolves the sibling files it references; an
+    integer is a JSON number written without a fraction or an exponent."""
+    return StrictIntegerValidator(load(name), registry=_registry(), format_checker=FormatChecker())
 
 
 def taxonomy():

@@ -115,6 +115,34 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertBalance(self.alice, 10, 3 * TEXT_PRICE)
         self.assertLedgerInvariant()
 
+    def test_query_and_form_fields_are_no_arguments_of_a_route(self):
+        # Odoo passes both to the route as keywords: ?self=1 was a TypeError, an empty multipart
+        # boundary an AttributeError in werkzeug's form parser, each an HTML 500 for anyone
+        status, accepted = self.create()
+        self.assertEqual(status, 202)
+        for path in ("/api/v1/credits", "/api/v1/generations", accepted["status_url"], "/api/v1/models"):
+            with self.subTest(path=path):
+                status, _body = self.call("GET", f"{path}?self=1&request_id=x", token=self.alice_key)
+                self.assertEqual(status, 200)
+        status, one = self.call("GET", f"{accepted['status_url']}?request_id=other", token=self.alice_key)
+        self.assertEqual(one["request_id"], accepted["request_id"])  # the path's, not the query's
+        status, error = self.call("POST", "/api/v1/nowhere?self=1", {})
+        self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+        for token in (None, self.alice_key):
+            with self.subTest(token=token):
+                status, error = self.call(
+                    "POST",
+                    "/api/v1/generations",
+                    raw="x",
+                    token=token,
+                    headers={"Content-Type": "multipart/form-data; boundary="},
+                )
+                self.assertIn(status, (401, 415))
+        status, _error = self.call(
+            "POST", "/api/v1/nowhere", raw="x", headers={"Content-Type": "multipart/form-data; boundary"}
+        )
+        self.assertEqual(status, 404)
+
     def test_rate_limit(self):
         self.env["ir.config_parameter"].sudo().set_param("ai_generation.rate_limit_per_minute", "2")
         self.grant(self.alice, 100)

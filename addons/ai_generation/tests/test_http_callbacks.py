@@ -38,7 +38,7 @@ class TestHttpCallbacks(AiGenerationHttpCase):
     def test_result_flow_is_idempotent(self):
         evt = event_id()
         status, answer = self.post("/ai/generation/progress", event_id=event_id(), state="running", attempt=1)
-        self.assertEqual((status, answer["status"]), (200, "running"))
+        self.assertEqual((status, answer.get("status")), (200, "running"), answer)
         self.assertValid("callback_response.json", answer)
         status, answer = self.post(
             "/ai/generation/result", event_id=evt, output="done", usage={"total_tokens": 3}
@@ -90,6 +90,59 @@ class TestHttpCallbacks(AiGenerationHttpCase):
             output="x",
         )
         self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+
+    def test_an_attempt_beyond_the_column_or_written_as_a_float_is_a_400(self):
+        # the column is an int4: 2**31 was PostgreSQL's "integer out of range", an HTML 500
+        for attempt in (2**31, 1e10, 2.0):
+            for path in ("/ai/generation/progress", "/ai/generation/result"):
+                with self.subTest(attempt=attempt, path=path):
+                    extra = {"state": "running"} if path.endswith("progress") else {"output": "x"}
+                    status, error = self.post(path, event_id=event_id(), attempt=attempt, **extra)
+                    self.assertEqual((status, error["error"]["code"]), (400, "validation_error"))
+                    self.assertIn("attempt", error["error"]["fields"])
+        self.assertEqual(self.request.state, "queued")
+        status, _answer = self.post(
+            "/ai/generation/progress", event_id=event_id(), state="running", attempt=2**31 - 1
+        )
+        self.assertEqual(status, 200)
+
+    def test_a_callback_is_json_or_a_415(self):
+        # a worker's session cookie and a cross-site form (text/plain needs no CORS preflight) must not
+        # make a callback
+        body = '{"generation_request_id": "%s", "event_id": "evt-form", "output": "forged"}'
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+            with self.subTest(content_type=content_type):
+                status, error = self.call(
+                    "POST",
+                    "/ai/generation/result",
+                    raw=body % self.request.uuid,
+                    token=self.secret,
+                    headers={"Content-Type": content_type},
+                )
+                self.assertEqual((status, error["error"]["code"]), (415, "unsupported_media_type"))
+        self.assertEqual(self.request.state, "queued")
+
+    def test_query_and_form_fields_are_no_arguments_of_a_callback(self):
+        # Odoo passes both to the route as keywords: ?self=1 was a TypeError, an empty multipart
+        # boundary an AttributeError in werkzeug's form parser, each an HTML 500 before any secret
+        status, answer = self.call(
+            "POST",
+            "/ai/generation/progress?self=1&kind=result",
+            {
+                "generation_request_id": self.request.uuid,
+                "event_id": event_id(),
+                "state": "running",
+                "attempt": 1,
+            },
+            token=self.secret,
+        )
+        self.assertEqual((status, answer.get("status")), (200, "running"), answer)
+        for path in ("/ai/generation/result", "/ai/generation/nowhere", "/notify/generation-error"):
+            with self.subTest(path=path):
+                status, _error = self.call(
+                    "POST", path, raw="x", headers={"Content-Type": "multipart/form-data; boundary="}
+                )
+                self.assertIn(status, (401, 404))
 
     def test_illegal_transition_is_409(self):
         status, error = self.post(
