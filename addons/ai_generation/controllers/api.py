@@ -143,7 +143,9 @@ class GenerationApi(http.Controller):
         )
 
     def _own_requests(self, domain, count=False, **kwargs):
-        """The caller's own requests only, even for managers: the API is not an admin tool."""
-        Request = request.env["ai.generation.request"]
+        """The caller's own requests only, even for managers: the API is not an admin tool. All of them:
+        a request stays in the company it was made in (the multi-company rule is for the back office),
+        and its owner sees it from whichever company they are in now."""
+        Request = request.env["ai.generation.request"].sudo()
         domain = [("user_id", "=", request.env.uid), *domain]
         return Request.search_count(domain) if count else Request.search(domain, **kwargs)

@@ -183,7 +183,10 @@ class AiGenerationRequest(models.Model):
     user_id = fields.Many2one(
         "res.users", "Owner", required=True, readonly=True, default=lambda s: s.env.user
     )
-    company_id = fields.Many2one(related="user_id.company_id", store=True)
+    # the owner's company when the request was accepted, kept: its invalid-input policy applies to the
+    # request, and a change of the owner's company (theirs to make) neither moves past requests nor
+    # rewrites every one of them while callbacks hold their rows
+    company_id = fields.Many2one("res.company", readonly=True)
     backend = fields.Selection(BACKENDS, required=True, readonly=True)
     ai_model = fields.Char("Model", required=True, readonly=True)
     task = fields.Selection(
@@ -265,6 +268,10 @@ class AiGenerationRequest(models.Model):
     def create(self, vals_list):
         if self.env.context.get(_WRITE_KEY) is not _WRITE_SENTINEL:
             raise AccessError(_("Generation requests are created through the API only."))
+        for vals in vals_list:  # as _api_create gives it: the owner's company now
+            if "company_id" not in vals:
+                owner = self.env["res.users"].browse(vals.get("user_id") or self.env.uid)
+                vals["company_id"] = owner.sudo().company_id.id
         return super().create(vals_list)
 
     def write(self, vals):
@@ -987,7 +994,8 @@ class AiGenerationRequest(models.Model):
                     self, hold, f"not charged: system-side failure {error_type} ({error_code or '-'})"
                 )
         else:
-            policy = self.user_id.company_id._ai_invalid_input_policy()
+            # the policy of the company the request was made in: the owner cannot pick a kinder one
+            policy = (self.company_id or owner.company_id)._ai_invalid_input_policy()
             decision = decide_charge(policy, self.price, hold, self._prior_user_errors(policy.window_hours))
             charge, warning = decision.charge, decision.warning
             if charge:

@@ -143,6 +143,22 @@ class TestHttpApi(AiGenerationHttpCase):
         )
         self.assertEqual(status, 404)
 
+    def test_an_owner_sees_the_requests_made_in_a_company_they_left(self):
+        # a request stays in the company it was made in; its owner sees it from any company
+        status, accepted = self.create()
+        self.assertEqual(status, 202)
+        other = self.env["res.company"].create({"name": "New employer"})
+        self.alice.write({"company_ids": [(6, 0, other.ids)], "company_id": other.id})
+        status, listed = self.call("GET", "/api/v1/generations", token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertEqual([item["request_id"] for item in listed["items"]], [accepted["request_id"]])
+        self.assertEqual(listed["count"], 1)
+        status, one = self.call("GET", accepted["status_url"], token=self.alice_key)
+        self.assertEqual((status, one["request_id"]), (200, accepted["request_id"]))
+        # and never another user's, whatever their company
+        status, listed = self.call("GET", "/api/v1/generations", token=self.bob_key)
+        self.assertEqual(listed["items"], [])
+
     def test_rate_limit(self):
         self.env["ir.config_parameter"].sudo().set_param("ai_generation.rate_limit_per_minute", "2")
         self.grant(self.alice, 100)

@@ -53,7 +53,13 @@ class TestSecurity(AiGenerationCase):
         self.bob.write({"company_ids": [(4, other.id)], "company_id": other.id})
         self.manager.write({"company_ids": [(4, other.id)]})
         home = self.manager.company_id
-        models = ("ai.generation.request", "ai.credit.account", "ai.credit.ledger.line", "ai.credit.report")
+        # Bob's account (and its lines) follow him; a request stays in the company it was made in
+        made_at_home, self.bob_request = self.bob_request, self.new_request(self.bob)
+        Request = self.env["ai.generation.request"].with_user(self.manager)
+        self.assertIn(made_at_home, Request.with_context(allowed_company_ids=home.ids).search([]))
+        self.assertNotIn(self.bob_request, Request.with_context(allowed_company_ids=home.ids).search([]))
+        self.assertIn(self.bob_request, Request.with_context(allowed_company_ids=other.ids).search([]))
+        models = ("ai.credit.account", "ai.credit.ledger.line", "ai.credit.report")
         for model in models:
             with self.subTest(model=model):
                 Model = self.env[model].with_user(self.manager)
@@ -67,8 +73,8 @@ class TestSecurity(AiGenerationCase):
             self.bob_request.with_user(self.manager).with_context(allowed_company_ids=home.ids).read(
                 ["prompt"]
             )
-        # Bob, in his own company, still sees all of his (their company follows his)
-        self.assertEqual(self.env["ai.generation.request"].with_user(self.bob).search([]), self.bob_request)
+        # Bob, who works in both companies, sees all of his
+        self.assertEqual(len(self.env["ai.generation.request"].with_user(self.bob).search([])), 2)
         # nor does the credit wizard, which finds and moves the account as superuser, reach him
         Wizard = self.env["ai.credit.operation.wizard"].with_user(self.manager)
         for operation in ("grant", "adjustment"):
@@ -77,11 +83,31 @@ class TestSecurity(AiGenerationCase):
             )
             with self.subTest(operation=operation), self.assertRaises(AccessError):
                 wizard.action_apply()
-        self.assertBalance(self.bob, 50, TEXT_PRICE)
+        self.assertBalance(self.bob, 50, 2 * TEXT_PRICE)
         Wizard.with_context(allowed_company_ids=(home | other).ids).create(
             {"operation": "grant", "user_id": self.bob.id, "credits": 5, "reason": "both companies"}
         ).action_apply()
-        self.assertBalance(self.bob, 55, TEXT_PRICE)
+        self.assertBalance(self.bob, 55, 2 * TEXT_PRICE)
+
+    def test_a_request_keeps_the_company_it_was_made_in_and_its_policy(self):
+        # the owner's company is the owner's to change (res.users lets a user write it): it picked the
+        # invalid-input policy at failure time and moved every past request with it
+        home = self.alice.company_id
+        home.write({"ai_invalid_free_warnings": 0, "ai_invalid_charge_mode": "full"})
+        lenient = self.env["res.company"].create(
+            {"name": "Lenient AI", "ai_invalid_charge_mode": "none", "ai_invalid_free_warnings": 0}
+        )
+        self.alice.write({"company_ids": [(4, lenient.id)]})
+        made_at_home = self.new_request(self.alice)
+        self.alice.with_user(self.alice).write({"company_id": lenient.id})
+        self.callback("failure", made_at_home, **self.failure_payload("invalid_input"))
+        self.assertEqual(made_at_home.company_id, home)
+        self.assertEqual(made_at_home.credits_charged, TEXT_PRICE, "the owner chose a kinder policy")
+        made_there = self.new_request(self.alice)
+        self.assertEqual(made_there.company_id, lenient)
+        self.callback("failure", made_there, **self.failure_payload("invalid_input"))
+        self.assertEqual(made_there.credits_charged, 0)
+        self.assertLedgerInvariant()
 
     def _move_bob_to_another_company(self):
         """Bob works for a company the manager does not work in."""
@@ -93,16 +119,17 @@ class TestSecurity(AiGenerationCase):
     def test_managers_cancel_and_refund_only_in_their_companies(self):
         # the actions work as superuser: without a record-rule check a manager reached other companies
         self._move_bob_to_another_company()
-        done = self.new_request(self.bob)
+        queued, done = self.new_request(self.bob), self.new_request(self.bob)  # made in his new company
         self.callback("result", done, output="ok")
-        for records in (self.bob_request, done, self.alice_request | self.bob_request):
+        before = (self.account(self.bob).balance, self.account(self.bob).held)
+        for records in (queued, done, self.alice_request | queued):
             with self.subTest(records=records.ids):
                 with self.assertRaises(UserError) as caught:
                     records.with_user(self.manager).action_cancel()
                 self.assertIsInstance(caught.exception, AccessError, "cancelled in another company")
                 self.assertNotIn(done.uuid, str(caught.exception), "names another company's request")
-        self.assertEqual((self.alice_request.state, self.bob_request.state), ("queued", "queued"))
-        self.assertBalance(self.bob, 50 - TEXT_PRICE, TEXT_PRICE)
+        self.assertEqual((self.alice_request.state, queued.state), ("queued", "queued"))
+        self.assertBalance(self.bob, *before)
         wizard = (
             self.env["ai.credit.operation.wizard"]
             .with_user(self.manager)
@@ -111,9 +138,9 @@ class TestSecurity(AiGenerationCase):
         with self.assertRaises(AccessError):
             wizard.action_apply()
         self.assertFalse(done.credits_refunded, "refunded in another company")
-        # in their own company, the same actions still work
-        self.alice_request.with_user(self.manager).action_cancel()
-        self.assertEqual(self.alice_request.state, "cancelled")
+        # in their own company, the same actions still work: on Bob's request made there too
+        (self.alice_request | self.bob_request).with_user(self.manager).action_cancel()
+        self.assertEqual((self.alice_request.state, self.bob_request.state), ("cancelled", "cancelled"))
 
     def test_managers_read_credits_only_in_their_companies(self):
         other = self._move_bob_to_another_company()
