@@ -77,6 +77,47 @@ class TestHttpCallbacks(AiGenerationHttpCase):
         self.assertNotIn("callback-prompt-91b2", loud)
         self.assertLedgerInvariant()
 
+    def test_a_notify_must_word_the_failure_recorded(self):
+        status, _answer = self.post(
+            "/ai/generation/failure", event_id=event_id(), **self.failure_payload("invalid_input")
+        )
+        self.assertEqual(status, 200)
+        before = self.request.read(["user_message", "retry_suggestion", "specific_guidance"])
+        wrong = {
+            "another error type": {"error_type": "provider_unavailable", "specific_guidance": "Shorten it."},
+            "a retry suggestion for the user's error": {"retry_suggestion": "Just retry, it was our fault."},
+        }
+        for name, fields_ in wrong.items():
+            with self.subTest(name):
+                status, error = self.post(
+                    "/notify/generation-error", user_message="Invalid input detected.", **fields_
+                )
+                self.assertEqual((status, error["error"]["code"]), (409, "conflict"))
+        self.env.invalidate_all()
+        self.assertEqual(self.request.read(["user_message", "retry_suggestion", "specific_guidance"]), before)
+        status, answer = self.post(
+            "/notify/generation-error",
+            error_type="invalid_input",
+            user_message="Invalid input detected. Please review your prompt/parameters.",
+            specific_guidance="Remove the unsupported parameter.",
+        )
+        self.assertEqual((status, answer["status"]), (200, "failed"))
+        # and a system-side failure gets no specific guidance
+        other = self.new_request(self.alice)
+        self.post(
+            "/ai/generation/failure",
+            generation_request_id=other.uuid,
+            event_id=event_id(),
+            **self.failure_payload("provider_unavailable", 3, "http_503"),
+        )
+        status, error = self.post(
+            "/notify/generation-error",
+            generation_request_id=other.uuid,
+            user_message="AI processing failed.",
+            specific_guidance="Shorten your prompt.",
+        )
+        self.assertEqual((status, error["error"]["code"]), (409, "conflict"))
+
     def test_bad_bodies_and_unknown_requests(self):
         status, error = self.post("/ai/generation/failure", event_id=event_id(), error_type="made_up")
         self.assertEqual((status, error["error"]["code"]), (400, "validation_error"))
