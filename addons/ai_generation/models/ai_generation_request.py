@@ -800,8 +800,9 @@ class AiGenerationRequest(models.Model):
             if seen:
                 seen_request_id, seen_kind = seen
                 if seen_request_id != request.id or seen_kind != kind:
+                    whose = "another request" if seen_request_id != request.id else "this request"
                     raise Conflict(
-                        f"event_id {event_id} was already used for a {seen_kind} callback of another request."
+                        f"event_id {event_id} was already used for a {seen_kind} callback of {whose}."
                     )
                 return request._callback_answer(duplicate=True)
         else:

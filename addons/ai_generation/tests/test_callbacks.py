@@ -202,9 +202,15 @@ class TestCallbacks(AiGenerationCase):
         first, second = self.new_request(self.alice), self.new_request(self.alice)
         evt = event_id()
         self.callback("progress", first, event_id=evt, state="running", attempt=1)
-        with self.assertRaises(Conflict):
+        with self.assertRaises(Conflict) as caught:
             self.callback("progress", second, event_id=evt, state="running", attempt=1)
+        self.assertIn("progress callback of another request", str(caught.exception))
         self.assertEqual(second.state, "queued")
+        # the same id for another kind of callback of the same request: named as such
+        with self.assertRaises(Conflict) as caught:
+            self.callback("result", first, event_id=evt, output="a poem")
+        self.assertIn("progress callback of this request", str(caught.exception))
+        self.assertEqual(first.state, "running")
 
     def test_unknown_request(self):
         with self.assertRaises(NotFound):
