@@ -902,21 +902,22 @@ class AiGenerationRequest(models.Model):
             raise IllegalTransitionError(
                 f"Only a failed request can carry an error message; request {self.uuid} is {self.state}."
             )
-        # the wording must be of the failure recorded: a retry suggestion told a user whose input was
-        # refused that the platform was at fault, and the reverse
+        # only the wording of the failure recorded: a retry suggestion told a user whose input was
+        # refused that the platform was at fault, and the reverse. A worker whose failure came after
+        # another one was recorded (the deadline reaper's, another delivery's) got a duplicate for it:
+        # its notify is one too, kept out (a 409 would fail an n8n execution and raise its alert)
         named = payload.get("error_type")
-        if named and named != self.error_type:
-            raise Conflict(
-                f"The message is for a {named} failure; request {self.uuid} failed with {self.error_type}."
+        side = "user" if payload.get("specific_guidance") else "system"
+        if (named and named != self.error_type) or (self.error_side and side != self.error_side):
+            _logger.info(
+                "notify for %s ignored: it words a %s %s-side failure, the request failed with %s (%s side)",
+                self.uuid,
+                named or "-",
+                side,
+                self.error_type,
+                self.error_side,
             )
-        if payload.get("retry_suggestion") and self.error_side == "user":
-            raise Conflict(
-                "This request failed on the user's side: send specific_guidance, not a retry_suggestion."
-            )
-        if payload.get("specific_guidance") and self.error_side == "system":
-            raise Conflict(
-                "This request failed on the system's side: send a retry_suggestion, not specific_guidance."
-            )
+            return False
         vals = {"user_message": payload["user_message"]}
         if payload.get("retry_suggestion"):
             vals.update(retry_suggestion=payload["retry_suggestion"], specific_guidance=False)

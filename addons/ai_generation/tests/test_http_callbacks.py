@@ -87,12 +87,13 @@ class TestHttpCallbacks(AiGenerationHttpCase):
             "another error type": {"error_type": "provider_unavailable", "specific_guidance": "Shorten it."},
             "a retry suggestion for the user's error": {"retry_suggestion": "Just retry, it was our fault."},
         }
+        # a late worker's (its failure was a duplicate too): a duplicate, nothing recorded
         for name, fields_ in wrong.items():
             with self.subTest(name):
-                status, error = self.post(
+                status, answer = self.post(
                     "/notify/generation-error", user_message="Invalid input detected.", **fields_
                 )
-                self.assertEqual((status, error["error"]["code"]), (409, "conflict"))
+                self.assertEqual((status, answer["duplicate"]), (200, True))
         self.env.invalidate_all()
         self.assertEqual(self.request.read(["user_message", "retry_suggestion", "specific_guidance"]), before)
         status, answer = self.post(
@@ -101,7 +102,7 @@ class TestHttpCallbacks(AiGenerationHttpCase):
             user_message="Invalid input detected. Please review your prompt/parameters.",
             specific_guidance="Remove the unsupported parameter.",
         )
-        self.assertEqual((status, answer["status"]), (200, "failed"))
+        self.assertEqual((status, answer["status"], answer["duplicate"]), (200, "failed", False))
         # and a system-side failure gets no specific guidance
         other = self.new_request(self.alice)
         self.post(
@@ -110,13 +111,14 @@ class TestHttpCallbacks(AiGenerationHttpCase):
             event_id=event_id(),
             **self.failure_payload("provider_unavailable", 3, "http_503"),
         )
-        status, error = self.post(
+        status, answer = self.post(
             "/notify/generation-error",
             generation_request_id=other.uuid,
             user_message="AI processing failed.",
             specific_guidance="Shorten your prompt.",
         )
-        self.assertEqual((status, error["error"]["code"]), (409, "conflict"))
+        self.assertEqual((status, answer["duplicate"]), (200, True))
+        self.assertFalse(other.specific_guidance)
 
     def test_bad_bodies_and_unknown_requests(self):
         status, error = self.post("/ai/generation/failure", event_id=event_id(), error_type="made_up")
