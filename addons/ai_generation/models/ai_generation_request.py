@@ -1171,6 +1171,18 @@ class AiGenerationRequest(models.Model):
             raise AccessError(_("Only AI Generation managers can change generation requests."))
         # the actions then work as superuser: the record rules (other companies) are checked here, first
         self.check_access("read")
+        if not self.env.su:
+            # and the credits they move are on the owner's account, which follows the owner's company
+            # (a request stays in the one it was made in): as the credit wizard's grant checks it
+            for owner in self.sudo().user_id:
+                if owner.company_id not in self.env.companies:
+                    raise AccessError(
+                        _(
+                            "%(user)s works for %(company)s: select that company to change their credits.",
+                            user=owner.display_name,
+                            company=owner.company_id.display_name,
+                        )
+                    )
 
     def action_cancel(self):
         """Cancel unfinished requests (managers): holds released, owners told."""

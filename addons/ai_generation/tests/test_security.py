@@ -118,6 +118,8 @@ class TestSecurity(AiGenerationCase):
 
     def test_managers_cancel_and_refund_only_in_their_companies(self):
         # the actions work as superuser: without a record-rule check a manager reached other companies
+        paid_at_home = self.new_request(self.bob)
+        self.callback("result", paid_at_home, output="ok")
         self._move_bob_to_another_company()
         queued, done = self.new_request(self.bob), self.new_request(self.bob)  # made in his new company
         self.callback("result", done, output="ok")
@@ -138,9 +140,29 @@ class TestSecurity(AiGenerationCase):
         with self.assertRaises(AccessError):
             wizard.action_apply()
         self.assertFalse(done.credits_refunded, "refunded in another company")
-        # in their own company, the same actions still work: on Bob's request made there too
-        (self.alice_request | self.bob_request).with_user(self.manager).action_cancel()
-        self.assertEqual((self.alice_request.state, self.bob_request.state), ("cancelled", "cancelled"))
+        # a request made in the manager's company before Bob left: the refund would credit his account,
+        # now in his new company
+        wizard = (
+            self.env["ai.credit.operation.wizard"]
+            .with_user(self.manager)
+            .create({"operation": "refund", "request_id": paid_at_home.id, "credits": 1, "reason": "left"})
+        )
+        with self.assertRaises(AccessError):
+            wizard.action_apply()
+        self.assertFalse(paid_at_home.credits_refunded, "credited an account of another company")
+        self.assertBalance(self.bob, *before)
+        # nor on Bob's request made in the manager's company: its hold is on Bob's account, now in his
+        # new company, as a grant to him would be
+        with self.assertRaises(AccessError):
+            self.bob_request.with_user(self.manager).action_cancel()
+        self.assertBalance(self.bob, *before)
+        # in their own company, the same actions still work
+        self.alice_request.with_user(self.manager).action_cancel()
+        self.assertEqual(self.alice_request.state, "cancelled")
+        # and a manager who works in Bob's company too may
+        self.manager.write({"company_ids": [(4, self.bob.company_id.id)]})
+        self.bob_request.with_user(self.manager).action_cancel()
+        self.assertEqual(self.bob_request.state, "cancelled")
 
     def test_managers_read_credits_only_in_their_companies(self):
         other = self._move_bob_to_another_company()
