@@ -14,6 +14,7 @@ from pathlib import Path
 from odoo import http
 from odoo.http import Response, request
 
+from ..models.ir_http import APP_PREFIX
 from ..models.json_http import json_response
 
 try:  # the bus's protocol version: the websocket drops clients that announce another one
@@ -24,7 +25,7 @@ except ImportError:  # pragma: no cover (bus is a dependency of the addon)
     WEBSOCKET_VERSION = "18.0-3"
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "src"
-APP_PATH = "/ai_generation/app"
+APP_PATH = APP_PREFIX
 # URL name -> (file under static/src, content type)
 FILES = {
     "app.js": ("app/app.js", "text/javascript; charset=utf-8"),

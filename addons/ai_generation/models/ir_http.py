@@ -18,6 +18,7 @@ API_PREFIX = "/api/v1/"
 
 CALLBACK_PREFIX = "/ai/generation"
 NOTIFY_PATH = "/notify/generation-error"
+APP_PREFIX = "/ai_generation/app"  # the PWA's shell (controllers/app.py)
 
 
 def is_api_path(path):
@@ -144,7 +145,8 @@ class IrHttp(models.AbstractModel):
         ``?self=1`` made a TypeError, and it parses a form body first, which raised in werkzeug for a
         multipart type with an empty boundary: both an HTML 500 for anyone, before any credential."""
         result = super()._pre_dispatch(rule, args)
-        if is_own_path(request.httprequest.path):
+        path = request.httprequest.path
+        if is_own_path(path) or path == APP_PREFIX or path.startswith(f"{APP_PREFIX}/"):
             request.get_http_params = dict  # this request's only: the dispatcher adds ``args`` to it
         return result
 

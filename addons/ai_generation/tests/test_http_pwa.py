@@ -198,6 +198,16 @@ class TestAppFiles(AiGenerationHttpCase):
             self.assertEqual(self.url_open(f"/ai_generation/app/{name}").status_code, 200, name)
         self.assertEqual(self.url_open("/ai_generation/app/secret.py").status_code, 404)
 
+    def test_query_fields_are_no_arguments_of_the_app_routes(self):
+        # Odoo passes them to the route as keywords: ?self=1 was a TypeError, an HTML 500
+        for path in ("/ai_generation/app", "/ai_generation/app/app.js", "/ai_generation/app/config.json"):
+            with self.subTest(path=path):
+                self.assertEqual(self.url_open(f"{path}?self=1&name=secret.py").status_code, 200)
+        self.assertEqual(
+            self.url_open("/ai_generation/app/app.js?name=secret.py").text[:20],
+            (self.url_open("/ai_generation/app/app.js").text[:20]),
+        )
+
     def test_the_service_worker_controls_the_app_and_names_its_cache_after_the_shell(self):
         worker = self.url_open("/ai_generation/app/sw.js")
         self.assertEqual(worker.headers["Service-Worker-Allowed"], "/ai_generation/app")
