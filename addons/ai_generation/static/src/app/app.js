@@ -1,7 +1,7 @@
 // License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 // The reference PWA: sign in with the Odoo session, see credits and prices, ask for a generation and
 // follow every request live (the Odoo bus through the client's watch(), polling when there is no bus).
-import {AiGenerationClient, ApiError, isTerminal} from "./client.js";
+import {AiGenerationClient, ApiError, isTerminal, newIdempotencyKey} from "./client.js";
 
 const APP = "/ai_generation/app";
 const STATUS_LABELS = {
@@ -12,8 +12,20 @@ const STATUS_LABELS = {
     failed: "Failed",
     cancelled: "Cancelled",
 };
+// an answer that is no JSON of the API: a captive portal's or a proxy's sign-in page, say
+const NOT_THE_API =
+    "The server answered with a page, not the API's answer: check your connection and sign in again.";
 const $ = (id) => document.getElementById(id);
-const app = {config: null, client: null, models: [], items: new Map(), watches: new Map(), unsubscribe: []};
+const app = {
+    config: null,
+    client: null,
+    models: [],
+    items: new Map(),
+    watches: new Map(),
+    unsubscribe: [],
+    submitting: false, // a create on its way
+    unanswered: null, // {asked, key}: the create whose answer was lost, sent again with its key
+};
 
 // ---------------------------------------------------------------------------------------- start
 registerServiceWorker();
@@ -96,7 +108,17 @@ async function signIn(event) {
         if (response.status === 429) {
             throw new Error("Too many sign-in attempts. Wait a minute and try again.");
         }
-        const answer = await response.json();
+        if (!response.ok) {
+            throw new Error(
+                response.status >= 500
+                    ? "The server cannot be reached. Try again in a moment."
+                    : `The sign-in was refused (HTTP ${response.status}).`
+            );
+        }
+        const answer = await response.json().catch(() => null);
+        if (!answer) {
+            throw new Error(NOT_THE_API);
+        }
         if (answer.error || !answer.result?.uid) {
             throw new Error("Wrong login or password.");
         }
@@ -166,7 +188,13 @@ function leave() {
     app.client?.close();
     app.client = null;
     app.items.clear();
+    app.unanswered = null;
     $("history").replaceChildren();
+    // nothing of this user stays on the page for the next one (a shared device)
+    $("generate-form").reset();
+    $("model").replaceChildren();
+    $("credits-available").textContent = "";
+    $("generate-error").textContent = "";
     delete document.body.dataset.ready;
 }
 
@@ -249,7 +277,12 @@ async function submitGeneration(event) {
         $("prompt").focus();
         return;
     }
+    // one create at a time: Ctrl+Enter submits even while the button is disabled
+    if (app.submitting) {
+        return;
+    }
     const button = $("generate");
+    app.submitting = true;
     button.disabled = true;
     try {
         await ask({backend: entry.backend, model: entry.model, task: entry.task, prompt, params: {}});
@@ -257,13 +290,27 @@ async function submitGeneration(event) {
     } catch (error) {
         reportApiError(error, $("generate-error"));
     } finally {
+        app.submitting = false;
         button.disabled = false;
         $("prompt").focus();
     }
 }
 
+/**
+ * Create a request. Until a create is accepted, asking for the same generation again sends the same
+ * Idempotency-Key: when the answer was lost (no answer, a proxy's page, a 5xx after the server accepted
+ * it), the server answers the request it accepted instead of holding (and charging) the credits twice;
+ * a refusal (402, 429...) is not kept by the server, so the same key is asked afresh.
+ */
 async function ask(generation) {
-    const accepted = await app.client.create(generation);
+    const asked = JSON.stringify(generation);
+    const key = app.unanswered?.asked === asked ? app.unanswered.key : newIdempotencyKey();
+    app.unanswered = {asked, key};
+    const accepted = await app.client.create(generation, {idempotencyKey: key});
+    if (!accepted?.request_id) {
+        throw new ApiError(200, {error: {code: "not_json", message: NOT_THE_API}});
+    }
+    app.unanswered = null;
     upsert({...accepted, ...generation, message: "Your request was accepted and is waiting for a worker."});
     showCredits((app.available ?? 0) - accepted.credits_reserved);
     follow(accepted.request_id);
@@ -299,7 +346,15 @@ function follow(requestId) {
         }
     });
     app.watches.set(requestId, watch);
-    watch.done.catch(() => {}).finally(() => app.watches.delete(requestId));
+    watch.done
+        .catch((error) => {
+            // the session ended (signed out in another tab, expired): say so, as enter() does
+            if (error instanceof ApiError && error.status === 401 && app.client) {
+                leave();
+                showSignIn();
+            }
+        })
+        .finally(() => app.watches.delete(requestId));
 }
 
 function onBusUpdate(payload) {
@@ -328,6 +383,11 @@ function reportApiError(error, target) {
     }
     if (error.isNetworkError || error.status === 502 || error.status === 503) {
         target.textContent = "The server cannot be reached right now. Try again in a moment.";
+        return;
+    }
+    if (error.code === "http_error" && error.status >= 500) {
+        // no JSON error of the API: a proxy's or the server's own error page
+        target.textContent = `Something went wrong on the server (HTTP ${error.status}). Try again in a moment.`;
         return;
     }
     const fields = Object.values(error.fields || {}).join(" ");
@@ -381,6 +441,15 @@ function render(node, view) {
     if (url) {
         link.querySelector("a").href = url;
     }
+    const image = node.querySelector(".result-image");
+    const src = view.task === "image" ? safeImageUrl(view.result?.output_url) : null;
+    image.hidden = !src;
+    if (src) {
+        image.src = src;
+        image.alt = `The image for: ${view.prompt || view.prompt_preview || "this request"}`;
+    } else {
+        image.removeAttribute("src");
+    }
     const retryable = view.status === "failed" && view.is_system_error;
     const button = node.querySelector(".retry");
     button.hidden = !retryable;
@@ -416,6 +485,18 @@ function safeUrl(value) {
     }
 }
 
+// a provider's base64 image, as the worker passes it on (schemas/callback_result.json): raster types
+// only (an SVG may carry script), and the img-src of the shell's CSP
+const DATA_IMAGE = /^data:image\/(png|jpeg|webp|gif);base64,[A-Za-z0-9+/=\s]+$/;
+
+function safeImageUrl(value) {
+    if (value && DATA_IMAGE.test(value)) {
+        return value;
+    }
+    const url = safeUrl(value);
+    return url && new URL(url).protocol === "https:" ? url : null;
+}
+
 function plural(count, word) {
     return count === 1 ? word : `${word}s`;
 }
@@ -428,7 +509,9 @@ function bindForms() {
     $("prompt").addEventListener("keydown", (event) => {
         if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
             event.preventDefault();
-            $("generate-form").requestSubmit();
+            if (!app.submitting) {
+                $("generate-form").requestSubmit();
+            }
         }
     });
 }

@@ -276,6 +276,19 @@ export class AiGenerationClient {
         if (!response.ok) {
             throw new ApiError(response.status, decoded, response.headers);
         }
+        if (decoded === null && response.status !== 204) {
+            // a success that is no JSON of the API (a captive portal's or a proxy's page): not an answer
+            throw new ApiError(
+                response.status,
+                {
+                    error: {
+                        code: "not_json",
+                        message: "The server answered with a page, not the API's JSON answer.",
+                    },
+                },
+                response.headers
+            );
+        }
         return {body: decoded, response};
     }
 

@@ -1,0 +1,186 @@
+"""The reference PWA where a user, the network or another tab does the unexpected: a real Chromium on the
+real stack (test_pwa_browser.py's), one fresh page each. Each test is a defect a reviewer found.
+
+- Ctrl+Enter pressed twice sent two creates with two Idempotency-Keys: charged twice;
+- a create whose answer was lost, asked again, went with a new key: charged twice;
+- an image the provider returned as base64 (a data: URL) was never shown, though paid for;
+- a session ended in another tab left a running request frozen, the sign-in never shown;
+- a page instead of the API's answer (a captive portal's) showed NaN credits and lost the prompt;
+- signing out left the user's draft in the form for the next user of the device.
+"""
+
+import pytest
+
+from tests.pwa import test_pwa_browser as pwa
+from tests.pwa.test_pwa_browser import (
+    INSTRUMENTS,
+    PHONE,
+    PORTAL_LOGIN,
+    PORTAL_PASSWORD,
+    expect,
+    item,
+    submit,
+    wait_status,
+)
+from tests.support import fake_openai as fo
+from tests.support.browser import browser_page
+
+# that module's stack and browser, started once more for this module (they are module-scoped)
+stack, browser = pwa.stack, pwa.browser
+
+pytestmark = [pytest.mark.e2e, pytest.mark.odoo, pytest.mark.slow, pytest.mark.timeout(900)]
+
+TEXT_MODEL = "e2e-model · text · 7 credits per request"
+
+
+@pytest.fixture()
+def page(stack, browser):
+    with browser_page(browser, stack.url, viewport=PHONE) as fresh:
+        fresh.context.add_init_script(INSTRUMENTS)
+        yield fresh
+
+
+def sign_in(page):
+    page.goto("/ai_generation/app")
+    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
+    page.get_by_label("Password").fill(PORTAL_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("body[data-ready=true]")
+
+
+def create_keys(page) -> list[str]:
+    """The Idempotency-Key of every create the page sends from now on."""
+    keys = []
+    page.on(
+        "request",
+        lambda r: (
+            r.method == "POST"
+            and r.url.endswith("/api/v1/generations")
+            and keys.append(r.headers.get("idempotency-key"))
+        ),
+    )
+    return keys
+
+
+def server_requests(page, marker: str) -> list[dict]:
+    listing = page.evaluate("async () => (await (await fetch('/api/v1/generations?limit=100')).json())")
+    return [i for i in listing["items"] if marker in (i.get("prompt") or i.get("prompt_preview") or "")]
+
+
+def test_ctrl_enter_twice_sends_one_create(stack, page):
+    sign_in(page)
+    keys = create_keys(page)
+    shown = page.locator("#history > li").count()
+    marker = "[twice-ctrl-enter]"
+    stack.fake.on(marker, fo.text("one poem"), fo.text("another poem"))
+    page.get_by_label("Model").select_option(label=TEXT_MODEL)
+    page.get_by_label("Prompt").fill(f"one poem please {marker}")
+    page.get_by_label("Prompt").focus()
+    page.keyboard.down("Control")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")
+    page.keyboard.up("Control")
+    expect(page.locator("#history > li")).to_have_count(shown + 1)
+    page.wait_for_timeout(1500)  # a second create would have been sent by now
+    assert len(keys) == 1, keys
+    assert len(server_requests(page, marker)) == 1
+
+
+def test_a_create_whose_answer_was_lost_is_asked_again_with_its_key(stack, page):
+    sign_in(page)
+    keys = create_keys(page)
+    shown = page.locator("#history > li").count()
+    marker = "[lost-answer]"
+    stack.fake.on(marker, fo.text("a poem"), fo.text("a second poem"))
+
+    def lose_the_answer(route):
+        if route.request.method == "POST":
+            route.fetch()  # the server gets it and accepts it; the answer is lost on the way back
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/generations", lose_the_answer)
+    page.get_by_label("Model").select_option(label=TEXT_MODEL)
+    page.get_by_label("Prompt").fill(f"only one poem {marker}")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#generate-error")).to_contain_text("cannot be reached")
+    assert page.get_by_label("Prompt").input_value() == f"only one poem {marker}"
+    page.unroute("**/api/v1/generations")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#history > li")).to_have_count(shown + 1)
+    assert len(keys) == 2 and keys[0] == keys[1], keys
+    (accepted,) = server_requests(page, marker)  # one request, held (and charged) once
+    wait_status(page, accepted["request_id"], "succeeded")
+    assert page.get_by_label("Prompt").input_value() == ""
+
+
+def test_an_image_the_provider_returned_as_base64_is_shown(stack, page):
+    sign_in(page)
+    image_model = next(
+        label for label in page.get_by_label("Model").locator("option").all_inner_texts() if "image" in label
+    )
+    marker = "[image-b64]"
+    stack.fake.on(marker, fo.image())  # b64_json: the worker passes it on as a data: URL
+    request_id = submit(page, f"a red square {marker}", model_label=image_model)
+    row = wait_status(page, request_id, "succeeded")
+    image = row.locator("img.result-image")
+    expect(image).to_be_visible()
+    assert image.get_attribute("src").startswith("data:image/png;base64,")
+    assert page.evaluate("(img) => img.naturalWidth > 0", image.element_handle())  # decoded under the CSP
+    # a data: URL of another kind is no image, nor a link
+    marker = "[image-html]"
+    stack.fake.on(marker, fo.image("data:text/html,<script>alert(1)</script>"))
+    row = wait_status(page, submit(page, f"a trap {marker}", model_label=image_model), "succeeded")
+    assert row.locator("img.result-image").is_hidden() and row.locator(".result-link").is_hidden()
+
+
+def test_a_session_ended_in_another_tab_shows_the_sign_in(stack, page):
+    sign_in(page)
+    page.wait_for_selector("body[data-bus=open]")  # the shell's CSP lets the bus in ('self')
+    marker = "[session-ended]"
+    stack.fake.on(marker, fo.text("a late poem", delay=6))
+    request_id = submit(page, f"a slow poem {marker}")
+    wait_status(page, request_id, "running")
+    other = page.context.new_page()
+    other.goto("/ai_generation/app")
+    other.wait_for_selector("body[data-ready=true]")
+    other.get_by_role("button", name="Sign out").click()
+    other.get_by_label("Email or login").wait_for()
+    expect(page.locator("#sign-in-section")).to_be_visible()
+    assert page.locator("#generate-section").is_hidden()
+    assert item(page, request_id).count() == 0  # nothing of the session stays on screen
+
+
+def test_a_page_instead_of_the_apis_answer_keeps_the_prompt_and_says_so(stack, page):
+    sign_in(page)
+    credits = page.locator("#credits-available").inner_text()
+    shown = page.locator("#history > li").count()
+
+    def captive_portal(route):
+        if route.request.method != "POST":
+            return route.continue_()
+        return route.fulfill(status=200, content_type="text/html", body="<html>Please log in</html>")
+
+    page.route("**/api/v1/generations", captive_portal)
+    page.get_by_label("Model").select_option(label=TEXT_MODEL)
+    page.get_by_label("Prompt").fill("a poem [captive]")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#generate-error")).to_contain_text("page")
+    assert page.get_by_label("Prompt").input_value() == "a poem [captive]"
+    assert page.locator("#credits-available").inner_text() == credits
+    assert page.locator("#history > li").count() == shown
+
+
+def test_signing_out_leaves_nothing_of_the_user_in_the_form(stack, page):
+    sign_in(page)
+    page.get_by_label("Prompt").fill("my private draft about project X")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Email or login").wait_for()
+    left = page.evaluate(
+        "() => [document.getElementById('prompt').value, document.getElementById('model').options.length,"
+        " document.getElementById('credits-available').textContent]"
+    )
+    assert left == ["", 0, ""]
+    sign_in(page)
+    assert page.get_by_label("Prompt").input_value() == ""
