@@ -465,12 +465,14 @@ class TestRpcSurface(RpcSurfaceMixin, AiGenerationCase):
         return breaches
 
     def test_portal_users_change_no_money_or_state(self):
+        self.env["res.company"].create({"name": "Another AI company"})  # one to move a request to
         self.assertEqual(self.write_breaches(self.portal), [])
         # the enumeration reached the fields that matter (and, being automatic, any added later)
         for label in (
             "write ai.generation.request.state",
             "write ai.generation.request.credits_charged",
             "write ai.generation.request.user_id",
+            "write ai.generation.request.company_id",  # its invalid-input policy applies
             "web_save ai.credit.account.balance",
             "write ai.credit.ledger.line.amount",
             "create ai.credit.ledger.line",
@@ -485,7 +487,9 @@ class TestRpcSurface(RpcSurfaceMixin, AiGenerationCase):
         self.assertEqual(self.write_breaches(self.alice), [])
 
     def test_managers_change_no_money_or_state_outside_the_ledger_operations(self):
+        self.env["res.company"].create({"name": "Another AI company"})  # one to move a request to
         self.assertEqual(self.write_breaches(self.manager), [])
+        self.assertIn("write ai.generation.request.company_id", self.attempted)
 
     def test_the_write_check_sees_a_change(self):
         """The check above can fail: the same call made with the addon's own rights changes the ledger."""
