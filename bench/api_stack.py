@@ -14,13 +14,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pika
 import requests
 
-from tests.support.odoo import ADDONS_DIR, REPO, OdooInstallation, OdooServer, free_port, json_lines, psql
+from tests.support.odoo import (
+    ADDONS_DIR,
+    REPO,
+    OdooInstallation,
+    OdooServer,
+    OdooWithAddons,
+    free_port,
+    json_lines,
+    psql,
+)
 from tests.support.rabbit import Vhost
 from worker import topology
 
@@ -58,24 +66,13 @@ print(json.dumps({{"api_keys": keys}}))
 """
 
 
-@dataclass(frozen=True)
-class SnapshotOdoo(OdooInstallation):
-    """The same Odoo with the addon taken from a copy (see snapshot_addons)."""
-
-    addons_dir: Path
-
-    @property
-    def addons_path(self) -> str:
-        return f"{self.home / 'src' / 'addons'},{self.addons_dir}"
-
-
-def snapshot_addons(odoo: OdooInstallation, into: Path) -> SnapshotOdoo:
+def snapshot_addons(odoo: OdooInstallation, into: Path) -> OdooWithAddons:
     """Odoo serving a copy of the repo's addons (and the schemas they read) taken now, so that every
     phase and both modes measure the same code even while the working tree changes under the run."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(ADDONS_DIR, into / "addons", ignore=ignore)
     shutil.copytree(REPO / "schemas", into / "schemas", ignore=ignore)  # found as ../../schemas
-    return SnapshotOdoo(odoo.home, into / "addons")
+    return OdooWithAddons(odoo.home, into / "addons")
 
 
 def prepare_database(odoo: OdooInstallation, db: str, amqp_url: str, secret: str, users: int) -> list[str]:

@@ -9,13 +9,20 @@ import io
 import json
 import subprocess
 import tarfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.odoo.setup_scripts import setup_without_broker
-from tests.support.odoo import REPO, OdooInstallation, json_lines, psql, require_odoo, throwaway_database
+from tests.support.odoo import (
+    REPO,
+    OdooInstallation,
+    OdooWithAddons,
+    json_lines,
+    psql,
+    require_odoo,
+    throwaway_database,
+)
 
 pytestmark = [pytest.mark.odoo, pytest.mark.slow]
 
@@ -37,17 +44,6 @@ LEDGER_MISMATCHES = (
 )
 REQUEST = "SELECT company_id, price, state FROM ai_generation_request WHERE uuid = '{uuid}'"
 HELD = "SELECT held FROM ai_credit_account a JOIN res_users u ON u.id = a.user_id WHERE u.login = 'ai_alice'"
-
-
-@dataclass(frozen=True)
-class PreviousOdoo(OdooInstallation):
-    """The same Odoo with the addon's previous version."""
-
-    addons_dir: Path
-
-    @property
-    def addons_path(self) -> str:
-        return f"{self.home / 'src' / 'addons'},{self.addons_dir}"
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
@@ -77,7 +73,7 @@ def test_the_previous_version_upgrades_in_place(tmp_path):
     _commit, old_version = previous_version(tmp_path)
     new_version = (REPO / MANIFEST).read_text().split('"version":', 1)[1].split('"')[1]
     assert old_version != new_version
-    previous = PreviousOdoo(odoo.home, tmp_path / "addons")
+    previous = OdooWithAddons(odoo.home, tmp_path / "addons")  # the addon's previous version
     with throwaway_database(odoo, prefix="aigen_upgrade") as db:
         previous.install(db, ["ai_generation"])
         json_lines(previous.shell(db, setup_without_broker(3, 30)))

@@ -145,6 +145,18 @@ class OdooInstallation:
         return done.stdout
 
 
+@dataclass(frozen=True)
+class OdooWithAddons(OdooInstallation):
+    """The same Odoo with the addon taken from another folder: a copy of the tree (a bench measures
+    one version while the tree changes), or an earlier version (the upgrade test)."""
+
+    addons_dir: Path
+
+    @property
+    def addons_path(self) -> str:
+        return f"{self.home / 'src' / 'addons'},{self.addons_dir}"
+
+
 def find_odoo() -> OdooInstallation | None:
     odoo = OdooInstallation(Path(os.environ.get("AIGEN_ODOO_HOME", DEFAULT_ODOO_HOME)))
     if odoo.python.is_file() and odoo.odoo_bin.is_file():
