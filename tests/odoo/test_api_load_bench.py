@@ -28,6 +28,13 @@ def _bench_module(name):
     return module
 
 
+def _require_odoo_and_wrk():
+    """What every bench run here needs; skips with the reason otherwise."""
+    require_odoo()
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+
+
 def _run_bench(script, *args, timeout):
     """The name=value lines of a bench script run to its end (its output on failure)."""
     done = subprocess.run(
@@ -103,9 +110,7 @@ PER_MODE = [
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_quick_bench_measures_every_phase_in_both_modes():
-    require_odoo()
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    _require_odoo_and_wrk()
     values = _run_bench("api_load.py", "--quick", timeout=840)
     print("\n".join(f"{name}={value}" for name, value in values.items()))
     for mode in ("threaded", "prefork"):
@@ -153,9 +158,7 @@ def test_profile_shares_count_each_frame_once_per_stack():
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_profile_post_measures_the_cpu_of_a_post_and_its_callbacks():
-    require_odoo()
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    _require_odoo_and_wrk()
     values = _run_bench(
         "profile_post.py", "--no-spy", "--with-worker", "--idempotency-keys", "--seconds", "2", timeout=540
     )
@@ -173,9 +176,7 @@ def test_profile_post_measures_the_cpu_of_a_post_and_its_callbacks():
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_create_history_bench_posts_from_a_new_user_and_one_with_a_long_history():
-    require_odoo()
-    if shutil.which("wrk") is None:
-        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    _require_odoo_and_wrk()
     values = _run_bench("create_history.py", "--history", "2000", "--phase-seconds", "1", timeout=540)
     assert values["history_requests"] == "2000"
     for user in ("new_user", "long_history_user"):
