@@ -1,4 +1,6 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import logging
+
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
@@ -19,16 +21,26 @@ PARAM_DEFAULTS = {
     "ai_generation.alert_consecutive_threshold": 5,
     "ai_generation.cors_origins": "",  # origins whose pages may call /api/v1/* (res_config_settings_cors.py)
 }
+_logger = logging.getLogger(__name__)
 SECRET_PARAM = "ai_generation.worker_secret"  # noqa: S105 (the parameter name, not a secret)
 
 
 def get_setting(env, key):
-    """The parameter ``key`` typed like its default (int settings come back as int)."""
+    """The parameter ``key`` typed like its default (int settings come back as int).
+
+    An int setting that is no integer (a system parameter typed by hand) counts as its default, with a
+    warning: raising here would fail every request that reads it."""
     default = PARAM_DEFAULTS[key]
     raw = env["ir.config_parameter"].sudo().get_param(key)
     if raw in (None, False, ""):
         return default
-    return int(raw) if isinstance(default, int) else raw
+    if not isinstance(default, int):
+        return raw
+    try:
+        return int(raw)
+    except ValueError:
+        _logger.warning("system parameter %s is not an integer (%r): default %s applies", key, raw, default)
+        return default
 
 
 SYSTEM = "base.group_system"  # the settings hold connection URLs with passwords: administrators only

@@ -106,6 +106,14 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertEqual(status, 413)
         self.assertEqual(self.env["ai.generation.request"].sudo().search_count(self.own_requests), 0)
 
+    def test_a_limit_set_as_no_integer_counts_as_its_default(self):
+        # a system parameter typed by hand: int() raised on every create, an HTML 500 for everyone
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_prompt_chars", "20k")
+        with self.assertLogs("odoo.addons.ai_generation", level="WARNING") as logs:
+            status, answer = self.create()
+        self.assertEqual((status, answer["status"]), (202, "queued"))
+        self.assertIn("ai_generation.max_prompt_chars is not an integer", logs.output[0])
+
     def test_insufficient_credits(self):
         self.create()
         self.create()
