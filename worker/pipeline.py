@@ -14,7 +14,7 @@ from collections.abc import Callable
 from worker.consumer import Ack, DeadLetter, Delivery, Disposition, Park, Requeue
 from worker.job import InvalidJob, parse_job
 from worker.parking import parked_payload
-from worker.processing import ALREADY_TERMINAL, INTERRUPTED, REFUSED, Processor
+from worker.processing import ALREADY_TERMINAL, INTERRUPTED, REFUSED, SUCCEEDED, Processor
 from worker.reporting import CallbackRejected, OdooReporter, OdooUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,31 +68,40 @@ class JobPipeline:
         if outcome.kind == REFUSED:
             self.observe("dead_lettered", outcome.backend, None, time.monotonic() - started)
             return DeadLetter(f"odoo refused the job's progress callback: {outcome.reason}")
-        error_type = outcome.error_type
         try:
-            self.reporter.deliver(outcome.callbacks)
+            try:
+                self.reporter.deliver(outcome.callbacks)
+            except CallbackRejected as exc:
+                if not (exc.status == 413 and outcome.kind == SUCCEEDED):
+                    raise
+                log.error(
+                    "odoo refused the result as too large; reporting a failure instead",
+                    extra={"request_id": job.request_id, "error": str(exc)},
+                )
+                outcome = self.processor.result_refused_as_too_large(job, outcome)
+                self.reporter.deliver(outcome.callbacks)
         except OdooUnavailable as exc:
             log.error(
                 "odoo unavailable; outcome parked",
                 extra={"request_id": job.request_id, "outcome": outcome.kind, "error": str(exc)},
             )
-            self.observe("parked", outcome.backend, error_type, time.monotonic() - started)
+            self.observe("parked", outcome.backend, outcome.error_type, time.monotonic() - started)
             return Park(parked_payload(outcome, str(exc)))
         except CallbackRejected as exc:
             log.error(
                 "odoo refused the outcome; dead-lettered",
                 extra={"request_id": job.request_id, "outcome": outcome.kind, "error": str(exc)},
             )
-            self.observe("dead_lettered", outcome.backend, error_type, time.monotonic() - started)
+            self.observe("dead_lettered", outcome.backend, outcome.error_type, time.monotonic() - started)
             return DeadLetter(f"odoo refused the outcome ({outcome.kind}): {exc}")
-        self.observe(outcome.kind, outcome.backend, error_type, time.monotonic() - started)
+        self.observe(outcome.kind, outcome.backend, outcome.error_type, time.monotonic() - started)
         log.info(
             "job settled",
             extra={
                 "request_id": job.request_id,
                 "outcome": outcome.kind,
                 "backend": outcome.backend,
-                "error_type": error_type,
+                "error_type": outcome.error_type,
                 "attempt": outcome.attempts,
                 "seconds": round(time.monotonic() - started, 3),
             },

@@ -229,6 +229,14 @@ class Processor:
             body["output"] = ""
         return Outcome(SUCCEEDED, job.request_id, backend, attempt, (Callback(RESULT, body),))
 
+    def result_refused_as_too_large(self, job: Job, succeeded: Outcome) -> Outcome:
+        """The failure to report instead of a result Odoo refused for its size (413): the provider wrote
+        more than Odoo keeps (ai_generation.max_result_bytes), which is not the user's fault."""
+        signal = Signal(kind="result_too_large", message="odoo refused the result as too large (413)")
+        verdict = classify(signal)
+        self.monitor.record_failure(succeeded.backend, verdict, job.request_id)
+        return self._failed(job, succeeded.backend, succeeded.attempts, signal, verdict)
+
     def _failed(
         self, job: Job, backend: str, attempt: int, signal: Signal, verdict: Classification
     ) -> Outcome:

@@ -5,7 +5,8 @@ body after a lost answer is harmless; that is what lets the worker retry freely 
 outcomes. Odoo's answers sort into three groups:
 
 - settled: 200 (new or duplicate) and 409 illegal_transition (the request is already terminal);
-- rejected for good: 400 / 404 / 422 (our body or the request id is wrong: repeating cannot help);
+- rejected for good: 400 / 404 / 413 / 422 (our body or the request id is wrong, or the body is larger
+  than Odoo reads: repeating cannot help; a result refused for its size is reported as a failure);
 - transient: no connection, timeouts, 5xx, 401/403/408/429 (401 is a secret being rotated or a
   misconfigured gateway: the outcome must survive until it is fixed, so it is retried, then parked);
   any other answer too, a redirect included: it is not followed (Odoo's callback routes never redirect,
@@ -43,7 +44,7 @@ PROGRESS = "/ai/generation/progress"
 NOTIFY = "/notify/generation-error"
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
-_REJECTED = frozenset({400, 404, 422})
+_REJECTED = frozenset({400, 404, 413, 422})
 _SETTLED = frozenset({200, 409})
 
 
@@ -76,7 +77,7 @@ class OdooUnavailable(Exception):
 
 
 class CallbackRejected(Exception):
-    """Odoo refused a callback for good (400/404/422): the body or the request id is wrong."""
+    """Odoo refused a callback for good (400/404/413/422): the body, its size or the request id."""
 
     def __init__(self, path: str, status: int, answer: str):
         super().__init__(f"{path} answered {status}: {answer[:300]}")

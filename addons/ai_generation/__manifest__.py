@@ -2,7 +2,7 @@
 {
     "name": "AI Generation",
     "summary": "AI generation requests with a fair credit ledger, worker callbacks and live notifications",
-    "version": "18.0.1.2.0",
+    "version": "18.0.1.3.0",
     "category": "Productivity",
     "website": "https://github.com/ai-generation/ai_generation",
     "author": "ai_generation contributors",

@@ -69,6 +69,7 @@ class FakeOdoo:
         self.invalid: list[Call] = []  # bodies the schemas refused: a worker bug when not empty
         self.events: dict[str, dict] = {}
         self.fail_with: int | None = None  # answer every callback with this status (e.g. 503)
+        self.max_body_bytes: int | None = None  # larger bodies get the real Odoo's 413, unread
         self.validate = True
         self._lock = threading.Lock()
         self._validators = {path: validator_for(name) for path, name in SCHEMAS.items()}
@@ -151,6 +152,12 @@ class FakeOdoo:
             return 401, _error("unauthorized", "A valid worker secret is required.")
         if self.fail_with is not None:
             return self.fail_with, _error("unavailable", "Odoo is failing on purpose (test).")
+        if self.max_body_bytes is not None and len(raw) > self.max_body_bytes:
+            message = f"The callback body is larger than {self.max_body_bytes} bytes."
+            answer = _error("payload_too_large", message)
+            with self._lock:
+                self.calls.append(Call(path, {"bytes": len(raw)}, 413, answer))
+            return 413, answer
         try:
             body = json.loads(raw)
         except ValueError:

@@ -294,3 +294,27 @@ def test_the_broker_going_away_and_coming_back_is_survived(vhost, odoo, channel)
     finally:
         proxy.cut()
     assert queue_depth(vhost, topology.JOBS_QUEUE) == 0
+
+
+def test_a_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure(vhost, odoo, channel):
+    # a provider that writes more than Odoo reads (its 413 above twice ai_generation.max_result_bytes)
+    odoo.max_body_bytes = 64 * 1024
+    huge = GenerationOutput("x" * (128 * 1024), None, {"total_tokens": 3})
+    message, small = job_message("huge answer"), job_message("small answer")
+    with start(vhost, odoo, ScriptedBackend().on("huge", huge)) as running:
+        publish(channel, message)
+        publish(channel, small)
+        ids = [message["generation_request_id"], small["generation_request_id"]]
+        wait_until(lambda: terminal_ids(odoo, ids), 20, "both jobs terminal")
+        wait_until(lambda: running.worker.consumer.in_flight == 0, 10, "both acked")
+    state = odoo.state(message["generation_request_id"])
+    assert (state.status, state.error_type) == ("failed", "result_too_large")
+    failure = odoo.calls_for(message["generation_request_id"], "/ai/generation/failure")[0].body
+    assert failure["is_system_error"] is True and failure["is_user_error"] is False
+    notify = odoo.calls_for(message["generation_request_id"], "/notify/generation-error")[0].body
+    assert "you were not charged" in notify["retry_suggestion"]
+    assert [c.status for c in odoo.calls if c.path == "/ai/generation/result" and c.status == 413] == [413]
+    assert odoo.state(small["generation_request_id"]).status == "succeeded"
+    # nothing parked or dead-lettered: the outcome was settled, and Odoo was asked once
+    assert queue_depth(vhost, topology.PARKED_QUEUE) == 0 and queue_depth(vhost, topology.DLQ) == 0
+    assert odoo.invalid == []

@@ -68,6 +68,8 @@ SCENARIOS = [
     _s("invalid-prompt", "external", ai.invalid_prompt(), "content_policy", 1),
     _s("too-long", "external", ai.context_length_exceeded(), "context_length_exceeded", 1),
     _s("teapot", "external", ai.error(418, "I'm a teapot", type=None), "unknown", 2),
+    # more than Odoo reads (FakeOdoo.max_body_bytes below): a free failure instead of the result
+    _s("too-large", "external", ai.text("x" * (2 * 1024 * 1024)), "result_too_large", 1),
     _s("pod-ok", "internal", k8s.succeeded(output="from the cluster"), None, 1),
     _s("pod-deadline", "internal", k8s.deadline_exceeded(), "model_timeout", MAX_ATTEMPTS),
     _s("pod-oom", "internal", k8s.oom_killed(), "pod_error", 2),
@@ -87,6 +89,7 @@ def test_the_scenarios_cover_every_taxonomy_row():
 def ran(vhost):
     """Publish every scenario, run one worker until all are terminal; {name: (request_id, odoo, fakes)}."""
     with FakeOdoo(SECRET) as odoo, FakeOpenAI() as openai_api, k8s.FakeKubernetes(auto=True) as cluster:
+        odoo.max_body_bytes = 1024 * 1024  # Odoo's 413 above twice ai_generation.max_result_bytes
         ids = {}
         messages = []
         for scenario in SCENARIOS:

@@ -67,6 +67,7 @@ ROWS = {
         False,
         None,
     ),
+    "result_too_large": (Signal("result_too_large"), "result_too_large", False, None),
     "unknown": (Signal("other", message="ValueError: odd"), "other", True, 2),
 }
 

@@ -9,7 +9,7 @@ import re
 from odoo import http
 from odoo.http import request
 
-from ..models.json_http import error_response, json_response
+from ..models.json_http import error_response, json_response, read_body
 from ..models.res_config_settings import get_setting
 from ..models.transactions import call_in_own_transaction
 from ..pure import validation
@@ -55,12 +55,7 @@ class GenerationApi(http.Controller):
                 status=415,
                 code="unsupported_media_type",
             )
-        if (httprequest.content_length or 0) > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
-        # cached: Odoo replays the whole request after a serialization failure
-        raw = httprequest.get_data()
-        if len(raw) > MAX_BODY_BYTES:
-            raise PayloadTooLargeError(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        raw = read_body(httprequest, MAX_BODY_BYTES)
         try:
             key = validation.idempotency_key(httprequest.headers.getlist("Idempotency-Key"))
             body = validation.parse_json_object(raw)

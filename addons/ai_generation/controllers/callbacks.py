@@ -11,10 +11,10 @@ import re
 from odoo import api, http
 from odoo.http import request
 
-from ..models.json_http import error_response, json_response
-from ..models.res_config_settings import SECRET_PARAM
+from ..models.json_http import error_response, json_response, read_body
+from ..models.res_config_settings import SECRET_PARAM, get_setting
 from ..models.transactions import call_in_own_transaction
-from ..pure import contracts, validation, worker_secret
+from ..pure import contracts, result_limits, validation, worker_secret
 from ..pure.errors import ApiError, Unauthorized, ValidationFailed
 from .api_fallback import not_routed
 
@@ -65,8 +65,11 @@ def _payload(httprequest, kind):
             status=415,
             code="unsupported_media_type",
         )
+    # bounded before it is read: a worker relays what a provider wrote (pure/result_limits.py)
+    limit = result_limits.callback_body_limit(get_setting(request.env, "ai_generation.max_result_bytes"))
+    raw = read_body(httprequest, limit, what="callback")
     try:  # strict JSON, as on the public API: a NUL, a lone surrogate or deep nesting was a 500
-        payload = validation.parse_json_object(httprequest.get_data())
+        payload = validation.parse_json_object(raw)
     except validation.InvalidRequest as exc:
         raise ValidationFailed(str(exc), exc.fields) from None
     errors = {}

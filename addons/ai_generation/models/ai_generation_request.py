@@ -22,7 +22,7 @@ from odoo.tools import SQL
 from odoo.tools.sql import create_index
 
 from .. import broker
-from ..pure import amqp, contracts, states
+from ..pure import amqp, contracts, result_limits, states
 from ..pure.credit_policy import decide_charge
 from ..pure.errors import (
     Conflict,
@@ -862,6 +862,20 @@ class AiGenerationRequest(models.Model):
     def _on_result(self, payload, reads=None):
         if states.is_terminal(self.state):
             return False
+        setting = get_setting(self.env, "ai_generation.max_result_bytes")
+        limit = result_limits.effective_max_result_bytes(setting)
+        size = result_limits.result_bytes(payload)
+        if size > limit:
+            # not the user's fault, and not kept: every read of the request would carry it
+            self._set_failed(
+                "result_too_large",
+                "system",
+                "",
+                f"the result has {size} bytes; ai_generation.max_result_bytes is {limit}",
+                attempt=payload.get("attempt", 1),
+                reads=reads,
+            )
+            return True
         self._set_succeeded(
             output=payload.get("output"),
             output_url=payload.get("output_url"),

@@ -59,6 +59,10 @@ TAXONOMY_TEXTS = (
     ),
     _lt("The model could not run on our servers. Try again in a few minutes; you were not charged."),
     _lt("The model could not process this input. Check that the prompt and parameters suit the chosen task."),
+    _lt(
+        "The AI's answer was larger than this service keeps. Ask for a shorter text or a smaller image; "
+        "you were not charged."
+    ),
     _lt("Something unexpected went wrong. Try again; you were not charged."),
 )
 

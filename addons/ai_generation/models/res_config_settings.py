@@ -4,7 +4,7 @@ import logging
 from odoo import _, api, fields, models
 from odoo.exceptions import ValidationError
 
-from ..pure import worker_secret
+from ..pure import result_limits, worker_secret
 from ..pure.amqp import DEFAULT_URL
 
 # ir.config_parameter keys and their defaults: the one place the addon's tunables are named
@@ -14,6 +14,7 @@ PARAM_DEFAULTS = {
     "ai_generation.deadline_seconds": 900,
     "ai_generation.max_prompt_chars": 20000,
     "ai_generation.max_params_bytes": 16384,
+    "ai_generation.max_result_bytes": result_limits.DEFAULT_MAX_RESULT_BYTES,
     "ai_generation.dispatch_grace_seconds": 30,
     "ai_generation.alertmanager_url": "",
     "ai_generation.alert_window_minutes": 10,
@@ -88,6 +89,14 @@ class ResConfigSettings(models.TransientModel):
         default=16384,
         groups=SYSTEM,
     )
+    ai_max_result_bytes = fields.Integer(
+        "Maximum result size (bytes)",
+        config_parameter="ai_generation.max_result_bytes",
+        default=result_limits.DEFAULT_MAX_RESULT_BYTES,
+        groups=SYSTEM,
+        help="A result larger than this (text, or an image as a data: URL) is not kept: the request fails"
+        " as a system error and the user is not charged.",
+    )
     ai_alertmanager_url = fields.Char(
         "Alertmanager URL",
         config_parameter="ai_generation.alertmanager_url",
@@ -148,6 +157,14 @@ class ResConfigSettings(models.TransientModel):
         # the same for a new settings record: its fields would be computed and answered without any check
         allowed = {name: spec for name, spec in fields_spec.items() if self._may_read(name)}
         return super().onchange(values, field_names, allowed)
+
+    @api.constrains("ai_max_result_bytes")
+    def _check_ai_max_result_bytes(self):
+        for settings in self:
+            if settings.ai_max_result_bytes < result_limits.MIN_MAX_RESULT_BYTES:
+                raise ValidationError(
+                    _("The maximum result size is at least %s bytes.", result_limits.MIN_MAX_RESULT_BYTES)
+                )
 
     def _compute_ai_worker_secret(self):
         is_set = bool(self.env["ir.config_parameter"].sudo().get_param(SECRET_PARAM))

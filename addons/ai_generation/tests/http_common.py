@@ -1,9 +1,14 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import http.client
 import json
+import logging
+from urllib.parse import urlsplit
 
 from odoo.tests import HttpCase
 
 from .common import AiGenerationMixin
+
+_logger = logging.getLogger(__name__)
 
 
 class AiGenerationHttpCase(AiGenerationMixin, HttpCase):
@@ -36,3 +41,28 @@ class AiGenerationHttpCase(AiGenerationMixin, HttpCase):
             self.assertValid("error_response.json", decoded)
         self.last_response = response
         return response.status_code, decoded
+
+    def post_chunked(self, path, data, token, chunk=64 * 1024):
+        """(status, decoded JSON) of a POST whose body has no Content-Length (chunked transfer)."""
+        url = urlsplit(self.base_url())
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:
+            connection.putrequest("POST", path)
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Authorization", f"Bearer {token}")
+            connection.putheader("Transfer-Encoding", "chunked")
+            connection.endheaders()
+            try:
+                for start in range(0, len(data), chunk):
+                    piece = data[start : start + chunk]
+                    connection.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+                connection.send(b"0\r\n\r\n")
+            except OSError as exc:  # the server answered before reading it all: its answer counts
+                _logger.info("chunked body cut off by the server: %s", exc)
+            response = connection.getresponse()
+            decoded = json.loads(response.read())
+            if response.status >= 400:
+                self.assertValid("error_response.json", decoded)
+            return response.status, decoded
+        finally:
+            connection.close()

@@ -1,6 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """Worker outcomes applied to requests and credits (the service layer under the HTTP callbacks)."""
 
+from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 
 from ..pure import contracts
@@ -73,6 +74,55 @@ class TestCallbacks(AiGenerationCase):
         self.callback("result", request, output_url="https://files.example/x.png")
         self.assertEqual(request.state, "succeeded")
         self.assertLedgerInvariant()
+
+    def test_a_result_over_the_limit_fails_the_request_for_free_and_is_not_kept(self):
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_result_bytes", "2048")
+        request, at_limit = self.new_request(self.alice), self.new_request(self.alice)
+        self.callback("progress", request, state="running", attempt=1)
+        evt = event_id()
+        # 683 characters of three UTF-8 bytes each: 2049 bytes, over a limit counted in bytes
+        answer = self.callback("result", request, event_id=evt, output="€" * 683, attempt=2)
+        self.assertEqual(
+            (answer["status"], answer["duplicate"], answer["credits_charged"]), ("failed", False, 0)
+        )
+        self.assertEqual(
+            (request.error_type, request.error_side, request.result_output, request.attempt),
+            ("result_too_large", "system", False, 2),
+        )
+        self.assertIn("2049 bytes", request.error_detail)
+        self.assertEqual(request.user_message, SYSTEM_MESSAGE)
+        expected = contracts.error_type_info("result_too_large")["retry_suggestion"]
+        self.assertEqual(request.retry_suggestion, expected)
+        self.assertIn("not charged", expected)
+        self.assertEqual(self.lines(request).mapped("kind"), ["hold", "release"])
+        self.assertEqual(self.bus_updates(self.alice)[-1]["error_type"], "result_too_large")
+        # the same event again is its duplicate; the next result of this request changes nothing
+        self.assertEqual(self.callback("result", request, event_id=evt, output="€" * 683)["duplicate"], True)
+        self.assertTrue(self.callback("result", request, output="small")["duplicate"])
+        self.assertEqual(request.state, "failed")
+        # the limit is the output and the output URL together, and a result at it is kept
+        kept = self.callback("result", at_limit, output="a" * 1024, output_url="b" * 1024)
+        self.assertEqual(kept["status"], "succeeded")
+        self.assertBalance(self.alice, 100 - TEXT_PRICE, 0)
+        self.assertLedgerInvariant()
+
+    def test_the_result_limit_has_a_floor_and_ignores_what_is_no_integer(self):
+        request = self.new_request(self.alice)
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_result_bytes", "0")
+        self.assertEqual(self.callback("result", request, output="a" * 1024)["status"], "succeeded")
+        other = self.new_request(self.alice)
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_result_bytes", "16 MB")
+        with self.assertLogs("odoo.addons.ai_generation", level="WARNING") as logs:
+            self.assertEqual(self.callback("result", other, output="a" * 4096)["status"], "succeeded")
+        self.assertIn("ai_generation.max_result_bytes is not an integer", logs.output[0])
+
+    def test_the_settings_keep_the_result_limit_above_its_floor(self):
+        Settings = self.env["res.config.settings"]
+        with self.assertRaises(ValidationError):
+            Settings.create({"ai_max_result_bytes": 1023})
+        Settings.create({"ai_max_result_bytes": 4096}).execute()
+        param = self.env["ir.config_parameter"].sudo().get_param("ai_generation.max_result_bytes")
+        self.assertEqual(param, "4096")
 
     # ------------------------------------------------------------------ system-side failure
     def test_system_failure_releases_the_hold_and_records_the_non_deduction(self):

@@ -1,6 +1,8 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """The public API over real HTTP: status codes, bodies per schemas/api_*.json, own data only."""
 
+import json
+
 from odoo.tests import tagged
 
 from .common import TEXT_MODEL, TEXT_PRICE
@@ -105,6 +107,12 @@ class TestHttpApi(AiGenerationHttpCase):
         status, error = self.create(dict(BODY, params={"system": "y" * 20000}))
         self.assertEqual(status, 413)
         self.assertEqual(self.env["ai.generation.request"].sudo().search_count(self.own_requests), 0)
+
+    def test_a_body_without_a_length_is_read_no_further_than_the_limit(self):
+        status, error = self.post_chunked("/api/v1/generations", b"[" * (2 * 1024 * 1024), self.alice_key)
+        self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
+        status, answer = self.post_chunked("/api/v1/generations", json.dumps(BODY).encode(), self.alice_key)
+        self.assertEqual((status, answer["status"]), (202, "queued"))
 
     def test_a_limit_set_as_no_integer_counts_as_its_default(self):
         # a system parameter typed by hand: int() raised on every create, an HTML 500 for everyone

@@ -1,6 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """The worker callbacks over real HTTP: secret, schemas, idempotency, illegal transitions."""
 
+import json
 import logging
 
 from odoo.tests import new_test_user, tagged
@@ -133,6 +134,38 @@ class TestHttpCallbacks(AiGenerationHttpCase):
             output="x",
         )
         self.assertEqual((status, error["error"]["code"]), (404, "not_found"))
+
+    def test_a_callback_body_beyond_twice_the_result_limit_is_a_413_unread(self):
+        # 2 x 1024 + 64 KiB: a body of any size used to be read whole and its result kept
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_result_bytes", "1024")
+        body = {"generation_request_id": self.request.uuid, "event_id": event_id(), "output": "a" * 70000}
+        status, error = self.post("/ai/generation/result", **body)
+        self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
+        self.assertIn("67584 bytes", error["error"]["message"])
+        # without a Content-Length, read no further than the limit
+        status, error = self.post_chunked("/ai/generation/result", json.dumps(body).encode() * 4, self.secret)
+        self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
+        self.assertEqual(self.request.state, "queued")
+        events = self.env["ai.generation.event"].sudo().search([("request_id", "=", self.request.id)])
+        self.assertFalse(events)
+        # a chunked body within the limit is read as any other
+        small = dict(body, output="done", event_id=event_id())
+        status, answer = self.post_chunked("/ai/generation/result", json.dumps(small).encode(), self.secret)
+        self.assertEqual((status, answer["status"]), (200, "succeeded"))
+        self.assertLedgerInvariant()
+
+    def test_a_result_over_the_limit_fails_the_request_over_http(self):
+        self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_result_bytes", "1024")
+        url = "data:," + "a" * 1100
+        status, answer = self.post("/ai/generation/result", event_id=event_id(), output_url=url)
+        self.assertEqual((status, answer["status"], answer["credits_charged"]), (200, "failed", 0))
+        self.assertValid("callback_response.json", answer)
+        status, one = self.call("GET", f"/api/v1/generations/{self.request.uuid}", token=self.alice_key)
+        self.assertEqual(
+            (one["error_type"], one["is_system_error"], one["result"]), ("result_too_large", True, None)
+        )
+        self.assertValid("api_generation.json", one)
+        self.assertBalance(self.alice, 10, 0)
 
     def test_an_attempt_beyond_the_column_or_written_as_a_float_is_a_400(self):
         # the column is an int4: 2**31 was PostgreSQL's "integer out of range", an HTML 500

@@ -10,6 +10,7 @@ counts include the bus row (written at flush in tests, at commit on a server) an
 
 from odoo.tests import tagged
 
+from ..models.res_config_settings import get_setting
 from ..pure.validation import GenerationInput
 from .common import TEXT_MODEL, AiGenerationCase
 
@@ -23,6 +24,7 @@ class TestQueryCounts(AiGenerationCase):
         self.grant(self.alice, 100)
         self.Request = self.env["ai.generation.request"]
         self.Request._api_create(self.alice, GEN)  # the settings' and prices' caches filled
+        get_setting(self.env, "ai_generation.max_result_bytes")  # and the one a result reads
         self.env.flush_all()
 
     def test_a_create_is_one_locked_read_one_write_and_the_bus_row(self):

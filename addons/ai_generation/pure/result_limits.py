@@ -1,0 +1,51 @@
+"""How large a worker's callback and the result it carries may be (``ai_generation.max_result_bytes``).
+
+A result over the limit is not the user's fault (the provider wrote it), nor something Odoo should
+keep: every read of the request, list pages included, would carry it. The request fails system-side
+instead (``result_too_large``, nothing charged). The body around it is bounded too, before it is read:
+twice the result limit (JSON escapes: ``\\n``, ``\\"``, a non-ASCII character written ``\\uXXXX``) plus
+room for the rest of the callback, so a body of any size cannot make Odoo read it whole.
+"""
+
+DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024  # a 4-megapixel PNG as a data: URL is about 6 MiB
+MIN_MAX_RESULT_BYTES = 1024
+ENVELOPE_BYTES = 64 * 1024  # the callback's other fields (usage, ids, attempt)
+_READ_CHUNK = 1024 * 1024
+
+
+class BodyTooLarge(ValueError):
+    pass
+
+
+def effective_max_result_bytes(setting):
+    """The setting, never below MIN_MAX_RESULT_BYTES: a 0 or a negative value set as a system parameter
+    (Settings refuses them) would fail every request, however small its result."""
+    return max(MIN_MAX_RESULT_BYTES, setting)
+
+
+def callback_body_limit(max_result_bytes):
+    return 2 * effective_max_result_bytes(max_result_bytes) + ENVELOPE_BYTES
+
+
+def result_bytes(payload):
+    """What a result callback asks Odoo to keep, in UTF-8 bytes: its output and its output_url."""
+    # strict JSON (validation.parse_json_object) holds no lone surrogate: every string encodes
+    return sum(len((payload.get(name) or "").encode()) for name in ("output", "output_url"))
+
+
+def read_bounded(stream, content_length, limit):
+    """The body, read from ``stream``, or BodyTooLarge without reading more than ``limit`` + 1 bytes.
+
+    A declared length over the limit is refused before anything is read; a body without one (chunked)
+    is read in chunks until it ends or passes the limit."""
+    if content_length is not None and content_length > limit:
+        raise BodyTooLarge(f"The callback body has {content_length} bytes; the limit is {limit}.")
+    chunks, size = [], 0
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The callback body is larger than {limit} bytes.")
