@@ -68,6 +68,17 @@ def _create(odoo: OdooInstallation, db: str, prompt: str) -> dict:
     return json_lines(odoo.shell(db, CREATE.format(prompt=prompt)))[-1]
 
 
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+def migrations_between(old: str, new: str) -> list[str]:
+    """The addon's migration folders an upgrade from ``old`` to ``new`` runs."""
+    folders = (REPO / "addons/ai_generation/migrations").iterdir()
+    versions = sorted((f.name for f in folders if f.is_dir()), key=_version_key)
+    return [v for v in versions if _version_key(old) < _version_key(v) <= _version_key(new)]
+
+
 def test_the_previous_version_upgrades_in_place(tmp_path):
     odoo = require_odoo()
     _commit, old_version = previous_version(tmp_path)
@@ -87,7 +98,10 @@ def test_the_previous_version_upgrades_in_place(tmp_path):
         done = odoo.run(db, "-u", "ai_generation", "--stop-after-init", "--no-http", "--log-level=info")
         assert done.returncode == 0, done.stderr[-3000:]
         assert "Traceback" not in done.stderr and " ERROR " not in done.stderr, done.stderr[-3000:]
-        assert "dropped the request indexes" in done.stderr  # the 18.0.1.2.0 post-migration ran
+        for version in migrations_between(old_version, new_version):
+            assert f"module ai_generation: Running migration [{version}" in done.stderr, version
+        if "18.0.1.2.0" in migrations_between(old_version, new_version):
+            assert "dropped the request indexes" in done.stderr
 
         installed = psql(db, "SELECT latest_version FROM ir_module_module WHERE name = 'ai_generation'")
         assert installed == [[new_version]]
