@@ -9,6 +9,11 @@ real stack (test_pwa_browser.py's), one fresh page each. Each test is a defect a
 - signing out left the user's draft in the form for the next user of the device.
 """
 
+import base64
+import os
+import struct
+import zlib
+
 import pytest
 
 from tests.pwa import test_pwa_browser as pwa
@@ -133,6 +138,42 @@ def test_an_image_the_provider_returned_as_base64_is_shown(stack, page):
     stack.fake.on(marker, fo.image("data:text/html,<script>alert(1)</script>"))
     row = wait_status(page, submit(page, f"a trap {marker}", model_label=image_model), "succeeded")
     assert row.locator("img.result-image").is_hidden() and row.locator(".result-link").is_hidden()
+
+
+def noisy_png_b64(width: int, height: int) -> str:
+    """A valid PNG of random pixels (zlib cannot shrink them), base64: a large image, as providers send."""
+    raw = b"".join(b"\x00" + os.urandom(width * 3) for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    return base64.b64encode(png).decode()
+
+
+def test_a_large_image_left_out_of_the_history_page_is_shown_after_a_reload(stack, page):
+    # a list page leaves out results over 64 KiB of JSON: the history reads each one with its own GET
+    sign_in(page)
+    image_model = next(
+        label for label in page.get_by_label("Model").locator("option").all_inner_texts() if "image" in label
+    )
+    marker = "[image-large]"
+    stack.fake.on(marker, fo.image(b64_json=noisy_png_b64(160, 160)))  # about 100 KiB of base64
+    request_id = submit(page, f"a noisy square {marker}", model_label=image_model)
+    wait_status(page, request_id, "succeeded")
+    listed = [i for i in server_requests(page, marker) if i["request_id"] == request_id]
+    assert [(i["result_available"], i["result_included"]) for i in listed] == [(True, False)]
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    image = item(page, request_id).locator("img.result-image")
+    expect(image).to_be_visible()
+    assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) == 160
 
 
 def test_a_session_ended_in_another_tab_shows_the_sign_in(stack, page):

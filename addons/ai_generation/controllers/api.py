@@ -9,6 +9,7 @@ import re
 from odoo import http
 from odoo.http import request
 
+from ..models.ai_generation_request import LIST_RESULT_LIMIT
 from ..models.json_http import error_response, json_response, read_body
 from ..models.res_config_settings import get_setting
 from ..models.transactions import call_in_own_transaction
@@ -108,7 +109,12 @@ class GenerationApi(http.Controller):
             items = self._own_requests(domain, limit=limit, offset=offset)
             count = self._own_requests(domain, count=True)
             return json_response(
-                {"items": [r._api_body() for r in items], "count": count, "limit": limit, "offset": offset}
+                {
+                    "items": [r._api_body(result_limit=LIST_RESULT_LIMIT) for r in items],
+                    "count": count,
+                    "limit": limit,
+                    "offset": offset,
+                }
             )
         except ApiError as exc:
             return error_response(exc)

@@ -63,6 +63,8 @@ BUS_EVENTS = {
     states.CANCELLED: "cancelled",
 }
 BUS_RESULT_LIMIT = 8192  # bytes of JSON: a larger result is read with GET status_url
+# in a list page, likewise: a page of images as data: URLs was tens of MB (results may be 16 MiB each)
+LIST_RESULT_LIMIT = 64 * 1024
 PROMPT_PREVIEW_CHARS = 80
 # the post-commit list of request ids to publish (the demo data takes its requests off it)
 DISPATCH_KEY = "ai_generation.dispatch_ids"
@@ -456,8 +458,11 @@ class AiGenerationRequest(models.Model):
             "status_url": self._status_url(),
         }
 
-    def _api_body(self):
-        """The request as the owner sees it through GET /api/v1/generations[/<id>]."""
+    def _api_body(self, result_limit=None):
+        """The request as the owner sees it through GET /api/v1/generations[/<id>].
+
+        With ``result_limit`` (bytes of JSON, a list page's) a larger result is left out:
+        ``result_included`` is false and the client reads it with GET ``status_url``."""
         self.ensure_one()
 
         def iso(value):
@@ -467,6 +472,9 @@ class AiGenerationRequest(models.Model):
         if self.state == states.SUCCEEDED:
             result = {"output": self.result_output or None, "output_url": self.result_url or None}
             result["usage"] = self.usage or {}
+        available = result is not None
+        if available and result_limit is not None and _json_size(result) > result_limit:
+            result = None
         return {
             "request_id": self.uuid,
             "status": self.state,
@@ -486,6 +494,8 @@ class AiGenerationRequest(models.Model):
             "is_system_error": self.error_side == "system",
             "is_user_error": self.error_side == "user",
             "warning": self.is_warning,
+            "result_available": available,
+            "result_included": result is not None,
             "result": result,
             "created_at": iso(self.create_date),
             "updated_at": iso(self.write_date),

@@ -55,6 +55,30 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertEqual(credits["recent_lines"][0]["kind"], "hold")
         self.assertLedgerInvariant()
 
+    def test_a_list_page_leaves_large_results_to_their_status_url(self):
+        self.grant(self.alice, 100)
+        small, large, running = (self.new_request(self.alice) for _ in range(3))
+        image = "data:image/png;base64," + "A" * (64 * 1024)  # a list of 20 such images was tens of MB
+        self.callback("result", small, output="a haiku")
+        self.callback("result", large, output_url=image)
+        status, listing = self.call("GET", "/api/v1/generations", token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertValid("api_generation_list.json", listing)
+        shown = {
+            i["request_id"]: (i["result_available"], i["result_included"], i["result"])
+            for i in listing["items"]
+        }
+        self.assertEqual(shown[running.uuid], (False, False, None))
+        self.assertEqual(shown[large.uuid], (True, False, None))
+        self.assertEqual(
+            shown[small.uuid], (True, True, {"output": "a haiku", "output_url": None, "usage": {}})
+        )
+        self.assertLess(len(self.last_response.content), 16 * 1024)
+        status, one = self.call("GET", f"/api/v1/generations/{large.uuid}", token=self.alice_key)
+        self.assertValid("api_generation.json", one)
+        self.assertEqual((one["result_available"], one["result_included"]), (True, True))
+        self.assertEqual(one["result"]["output_url"], image)
+
     def test_a_user_sees_only_their_own_requests(self):
         _status, accepted = self.create()
         status, error = self.call("GET", accepted["status_url"], token=self.bob_key)

@@ -253,10 +253,21 @@ function showPrice() {
 
 async function loadHistory() {
     const listing = await app.client.list({limit: 20});
+    const incomplete = [];
     for (const item of [...listing.items].reverse()) {
         upsert(item);
         if (!isTerminal(item.status)) {
             follow(item.request_id);
+        } else if (item.result_available && !item.result_included) {
+            incomplete.push(item.request_id);
+        }
+    }
+    // a list page leaves out large results (an image as a data: URL): one GET each, newest first
+    for (const requestId of incomplete.reverse()) {
+        try {
+            upsert(await app.client.get(requestId));
+        } catch {
+            // the row stays as the list showed it; a reload asks again
         }
     }
 }
