@@ -169,6 +169,9 @@ def test_a_large_image_left_out_of_the_history_page_is_shown_after_a_reload(stac
     wait_status(page, request_id, "succeeded")
     listed = [i for i in server_requests(page, marker) if i["request_id"] == request_id]
     assert [(i["result_available"], i["result_included"]) for i in listed] == [(True, False)]
+    # without the bus: Odoo replays its last 50 s to a new page, and the replayed "accepted" made the
+    # page follow the request and read it whole; an older request has only the list page to go by
+    page.route_web_socket("**/websocket*", lambda ws: ws.close())
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
     image = item(page, request_id).locator("img.result-image")
