@@ -48,3 +48,15 @@ def test_a_body_without_a_length_stops_one_byte_past_the_limit():
     with pytest.raises(result_limits.BodyTooLarge, match="larger than 3000000"):
         result_limits.read_bounded(stream, None, 3_000_000)
     assert stream.bytes_read == 3_000_001
+
+
+def test_the_rest_of_a_refused_body_is_read_to_its_end_up_to_the_cap():
+    stream = CountingStream(b"w" * (3 * 1024 * 1024))
+    assert result_limits.discard_rest(stream, None, cap=8 * 1024 * 1024) is True
+    assert stream.bytes_read == 3 * 1024 * 1024
+    longer = CountingStream(b"w" * (3 * 1024 * 1024))
+    assert result_limits.discard_rest(longer, None, cap=1024 * 1024) is False
+    assert longer.bytes_read <= 2 * 1024 * 1024
+    declared = CountingStream(b"w" * 10)
+    assert result_limits.discard_rest(declared, 2 * 1024 * 1024, cap=1024 * 1024) is False
+    assert declared.bytes_read == 0

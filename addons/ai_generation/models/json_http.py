@@ -6,7 +6,7 @@ import json
 from odoo.http import Response
 
 from ..pure.errors import PayloadTooLargeError
-from ..pure.result_limits import BodyTooLarge, read_bounded
+from ..pure.result_limits import BodyTooLarge, discard_rest, read_bounded
 
 
 def json_response(body, status=200, headers=None):
@@ -44,6 +44,7 @@ def read_body(httprequest, limit, what="request"):
     try:
         data = read_bounded(wrapped.stream, wrapped.content_length, limit)
     except BodyTooLarge:
+        discard_rest(wrapped.stream, wrapped.content_length)
         raise PayloadTooLargeError(f"The {what} body is larger than {limit} bytes.") from None
     wrapped._cached_data = data  # where werkzeug's get_data() looks first
     return data

@@ -143,6 +143,11 @@ class ResConfigSettings(models.TransientModel):
         # the model's access rights nor field groups, while any logged-in user may call default_get over
         # RPC: nothing of a field this user may not read goes in or out
         values = super().default_get([name for name in fields_list if self._may_read(name)])
+        if "ai_max_result_bytes" in values:
+            # the size that applies: Odoo shows a parameter that is no integer as 0, which the check
+            # below then refused on every save of the whole Settings screen
+            setting = get_setting(self.env, "ai_generation.max_result_bytes")
+            values["ai_max_result_bytes"] = result_limits.effective_max_result_bytes(setting)
         if "ai_worker_secret_set" in fields_list and self._may_read("ai_worker_secret_set"):
             values["ai_worker_secret_set"] = bool(
                 self.env["ir.config_parameter"].sudo().get_param(SECRET_PARAM)
@@ -160,10 +165,11 @@ class ResConfigSettings(models.TransientModel):
 
     @api.constrains("ai_max_result_bytes")
     def _check_ai_max_result_bytes(self):
+        low, high = result_limits.MIN_MAX_RESULT_BYTES, result_limits.MAX_MAX_RESULT_BYTES
         for settings in self:
-            if settings.ai_max_result_bytes < result_limits.MIN_MAX_RESULT_BYTES:
+            if not low <= settings.ai_max_result_bytes <= high:
                 raise ValidationError(
-                    _("The maximum result size is at least %s bytes.", result_limits.MIN_MAX_RESULT_BYTES)
+                    _("The maximum result size is between %(low)s and %(high)s bytes.", low=low, high=high)
                 )
 
     def _compute_ai_worker_secret(self):

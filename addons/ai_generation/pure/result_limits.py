@@ -9,8 +9,13 @@ room for the rest of the callback, so a body of any size cannot make Odoo read i
 
 DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024  # a 4-megapixel PNG as a data: URL is about 6 MiB
 MIN_MAX_RESULT_BYTES = 1024
+# twice this plus the envelope stays under Odoo's own cap on a request body (DRAIN_LIMIT)
+MAX_MAX_RESULT_BYTES = 60 * 1024 * 1024
 ENVELOPE_BYTES = 64 * 1024  # the callback's other fields (usage, ids, attempt)
 _READ_CHUNK = 1024 * 1024
+# Odoo's own cap on a request body (odoo.http.DEFAULT_MAX_CONTENT_LENGTH): a refused body up to it
+# is read to its end, so that the client reads the 413; beyond it the connection is simply closed
+DRAIN_LIMIT = 128 * 1024 * 1024
 
 
 class BodyTooLarge(ValueError):
@@ -18,9 +23,10 @@ class BodyTooLarge(ValueError):
 
 
 def effective_max_result_bytes(setting):
-    """The setting, never below MIN_MAX_RESULT_BYTES: a 0 or a negative value set as a system parameter
-    (Settings refuses them) would fail every request, however small its result."""
-    return max(MIN_MAX_RESULT_BYTES, setting)
+    """The setting within [MIN_MAX_RESULT_BYTES, MAX_MAX_RESULT_BYTES] (Settings refuses any other
+    value; a system parameter may hold one): a 0 would fail every request however small its result,
+    and beyond the maximum Odoo's own body cap would refuse the callbacks first."""
+    return min(MAX_MAX_RESULT_BYTES, max(MIN_MAX_RESULT_BYTES, setting))
 
 
 def callback_body_limit(max_result_bytes):
@@ -49,3 +55,20 @@ def read_bounded(stream, content_length, limit):
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge(f"The callback body is larger than {limit} bytes.")
+
+
+def discard_rest(stream, content_length, cap=DRAIN_LIMIT):
+    """Read what is left of a refused body and drop it; False when it is longer than ``cap``.
+
+    werkzeug 2.2's server closes the connection after an answer that left the body unread, while the
+    client is still sending it: the client then sees a broken pipe or a reset instead of the 413 (the
+    Python worker took that for an Odoo that is down, and parked the outcome to send it again)."""
+    if content_length is not None and content_length > cap:
+        return False
+    read = 0
+    while read <= cap:
+        chunk = stream.read(_READ_CHUNK)
+        if not chunk:
+            return True
+        read += len(chunk)
+    return False

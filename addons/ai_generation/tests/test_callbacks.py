@@ -116,13 +116,20 @@ class TestCallbacks(AiGenerationCase):
             self.assertEqual(self.callback("result", other, output="a" * 4096)["status"], "succeeded")
         self.assertIn("ai_generation.max_result_bytes is not an integer", logs.output[0])
 
-    def test_the_settings_keep_the_result_limit_above_its_floor(self):
+    def test_the_settings_keep_the_result_limit_within_its_bounds_and_show_what_applies(self):
         Settings = self.env["res.config.settings"]
-        with self.assertRaises(ValidationError):
-            Settings.create({"ai_max_result_bytes": 1023})
+        for refused in (1023, 60 * 1024 * 1024 + 1):
+            with self.assertRaises(ValidationError):
+                Settings.create({"ai_max_result_bytes": refused})
         Settings.create({"ai_max_result_bytes": 4096}).execute()
-        param = self.env["ir.config_parameter"].sudo().get_param("ai_generation.max_result_bytes")
-        self.assertEqual(param, "4096")
+        Params = self.env["ir.config_parameter"].sudo()
+        self.assertEqual(Params.get_param("ai_generation.max_result_bytes"), "4096")
+        # a parameter typed by hand shows as the size that applies, and the screen still saves
+        for typed, shown in (("16 MB", 16 * 1024 * 1024), ("0", 1024), (str(2**40), 60 * 1024 * 1024)):
+            Params.set_param("ai_generation.max_result_bytes", typed)
+            settings = Settings.create({})
+            self.assertEqual(settings.ai_max_result_bytes, shown, typed)
+            settings.execute()
 
     # ------------------------------------------------------------------ system-side failure
     def test_system_failure_releases_the_hold_and_records_the_non_deduction(self):

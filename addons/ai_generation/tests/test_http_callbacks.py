@@ -145,6 +145,12 @@ class TestHttpCallbacks(AiGenerationHttpCase):
         # without a Content-Length, read no further than the limit
         status, error = self.post_chunked("/ai/generation/result", json.dumps(body).encode() * 4, self.secret)
         self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
+        # a body far larger than the socket's buffers: the worker reads the 413, not a broken pipe
+        large = dict(body, output="a" * (8 * 1024 * 1024))
+        status, error = self.post("/ai/generation/result", **large)
+        self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
+        status, error = self.post_chunked("/ai/generation/result", json.dumps(large).encode(), self.secret)
+        self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
         self.assertEqual(self.request.state, "queued")
         events = self.env["ai.generation.event"].sudo().search([("request_id", "=", self.request.id)])
         self.assertFalse(events)
