@@ -6,10 +6,13 @@ gateway must refuse every spelling that is not the callback's own, whoever asks,
 spelling through only for AIGEN_GATEWAY_CALLBACK_ALLOW. A stand-in for Odoo records what reached it.
 """
 
+import re
+
 import pytest
 
+from devstack.gateway import TEMPLATE
 from tests.stack.conftest import start_gateway
-from tests.stack.facts import addon_routes
+from tests.stack.facts import ADDON, addon_routes, module_int
 from tests.stack.rawhttp import request
 
 pytestmark = pytest.mark.usefixtures("nginx_required")
@@ -135,3 +138,26 @@ def test_neighbours_of_the_prefixes_still_reach_odoo(opened, odoo):
     for target in ("/aim", "/notifyx", "/web/ai/x", "/odoo/ai"):
         assert request(opened.port, "GET", target).status == 200, target
         assert odoo.seen[-1] == target
+
+
+def callback_body_limit_of_the_template() -> int:
+    location = TEMPLATE.read_text().split("location ~* ^/(?:ai|notify)", 1)[1].split("proxy_pass", 1)[0]
+    number = re.search(r"client_max_body_size (\d+)m;", location).group(1)
+    return int(number) * 1024 * 1024
+
+
+def test_the_callbacks_take_the_bodies_odoo_reads():
+    # the server's 1m (the API's) refused every result over 1 MiB, an image as a data: URL: the worker
+    # retried it, then parked it and replayed it for good
+    default = module_int(ADDON / "pure" / "result_limits.py", "DEFAULT_MAX_RESULT_BYTES")
+    assert callback_body_limit_of_the_template() >= 2 * default + 64 * 1024
+
+
+def test_a_large_result_reaches_odoo_and_a_larger_body_is_a_json_413(opened, odoo):
+    body = b'{"output": "' + b"a" * (5 * 1024 * 1024) + b'"}'
+    answer = request(opened.port, "POST", "/ai/generation/result", body=body)
+    assert answer.status == 200 and answer.json()["body_bytes"] == len(body)
+    before = len(odoo.seen)
+    answer = request(opened.port, "POST", "/ai/generation/result", body=b"a" * (34 * 1024 * 1024))
+    assert answer.status == 413 and answer.json()["error"]["code"] == "payload_too_large"
+    assert odoo.seen[before:] == []
