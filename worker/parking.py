@@ -20,8 +20,8 @@ import pika.exceptions
 
 from worker import topology
 from worker.consumer import connection_parameters
-from worker.processing import Outcome
-from worker.reporting import Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
+from worker.processing import Outcome, too_large_failure_of
+from worker.reporting import RESULT, Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,19 @@ class ParkedDrainer:
         while not self.stop_event.is_set() and (left := ends - time.monotonic()) > 0:
             conn.process_data_events(time_limit=min(1.0, left))
 
+    def _deliver(self, callbacks: list[Callback]) -> None:
+        try:
+            self.reporter.deliver(callbacks, patience=0)
+        except CallbackRejected as exc:
+            # as JobPipeline does: a result refused for its size is reported as the free failure
+            result = next((cb for cb in callbacks if cb.path == RESULT), None)
+            if exc.status != 413 or exc.path != RESULT or result is None:
+                raise
+            log.error(
+                "parked result refused as too large; reporting a failure instead", extra={"error": str(exc)}
+            )
+            self.reporter.deliver(list(too_large_failure_of(result)), patience=0)
+
     def _drain_once(self, channel, wait: float) -> float:
         """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""
         while not self.stop_event.is_set():
@@ -113,7 +126,7 @@ class ParkedDrainer:
                 return self.interval
             try:
                 payload = json.loads(body)
-                self.reporter.deliver(callbacks_of(payload), patience=0)
+                self._deliver(callbacks_of(payload))
             except OdooUnavailable as exc:
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 log.info("odoo still unavailable; parked outcomes wait", extra={"error": str(exc)})

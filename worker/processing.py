@@ -232,8 +232,7 @@ class Processor:
     def result_refused_as_too_large(self, job: Job, succeeded: Outcome) -> Outcome:
         """The failure to report instead of a result Odoo refused for its size (413): the provider wrote
         more than Odoo keeps (ai_generation.max_result_bytes), which is not the user's fault."""
-        signal = Signal(kind="result_too_large", message="odoo refused the result as too large (413)")
-        verdict = classify(signal)
+        signal, verdict = TOO_LARGE_SIGNAL, classify(TOO_LARGE_SIGNAL)
         self.monitor.record_failure(succeeded.backend, verdict, job.request_id)
         return self._failed(job, succeeded.backend, succeeded.attempts, signal, verdict)
 
@@ -244,30 +243,7 @@ class Processor:
         detail = _without_prompt(
             f"{verdict.error_type} on {backend} after {attempt} attempt(s): {cause}", job
         )
-        failure = {
-            "generation_request_id": job.request_id,
-            "event_id": new_event_id("failure"),
-            "error_type": verdict.error_type,
-            "is_system_error": verdict.side == "system",
-            "is_user_error": verdict.side == "user",
-            "error_code": verdict.error_code[:128],
-            "detail": detail[:_DETAIL_LIMIT],
-            "backend": backend,
-            "attempt": attempt,
-            "occurred_at": now_iso(),
-            "provider_status": signal.status,
-            "provider_request_id": signal.provider_request_id,
-        }
-        notify = {
-            "generation_request_id": job.request_id,
-            "event_id": new_event_id("notify"),
-            "error_type": verdict.error_type,
-            "user_message": verdict.user_message,
-        }
-        if verdict.side == "user":
-            notify["specific_guidance"] = verdict.specific_guidance
-        else:
-            notify["retry_suggestion"] = verdict.retry_suggestion
+        callbacks = failure_callbacks(job.request_id, backend, attempt, signal, verdict, detail)
         kind = FAILED_USER if verdict.side == "user" else FAILED_SYSTEM
         log.error(
             "job failed",
@@ -282,14 +258,53 @@ class Processor:
                 "provider_request_id": signal.provider_request_id,
             },
         )
-        return Outcome(
-            kind,
-            job.request_id,
-            backend,
-            attempt,
-            (Callback(FAILURE, failure), Callback(NOTIFY, notify)),
-            verdict,
-        )
+        return Outcome(kind, job.request_id, backend, attempt, callbacks, verdict)
+
+
+TOO_LARGE_SIGNAL = Signal(kind="result_too_large", message="odoo refused the result as too large (413)")
+
+
+def failure_callbacks(
+    request_id: str, backend: str, attempt: int, signal: Signal, verdict: Classification, detail: str
+) -> tuple[Callback, Callback]:
+    """A failure's two callbacks: the failure itself, then the words the owner reads (notify)."""
+    failure = {
+        "generation_request_id": request_id,
+        "event_id": new_event_id("failure"),
+        "error_type": verdict.error_type,
+        "is_system_error": verdict.side == "system",
+        "is_user_error": verdict.side == "user",
+        "error_code": verdict.error_code[:128],
+        "detail": detail[:_DETAIL_LIMIT],
+        "backend": backend,
+        "attempt": attempt,
+        "occurred_at": now_iso(),
+        "provider_status": signal.status,
+        "provider_request_id": signal.provider_request_id,
+    }
+    notify = {
+        "generation_request_id": request_id,
+        "event_id": new_event_id("notify"),
+        "error_type": verdict.error_type,
+        "user_message": verdict.user_message,
+    }
+    if verdict.side == "user":
+        notify["specific_guidance"] = verdict.specific_guidance
+    else:
+        notify["retry_suggestion"] = verdict.retry_suggestion
+    return Callback(FAILURE, failure), Callback(NOTIFY, notify)
+
+
+def too_large_failure_of(result: Callback) -> tuple[Callback, Callback]:
+    """The failure callbacks that replace a result callback Odoo refused for its size (413), from the
+    result's own body: a parked outcome has no job to build them from."""
+    body = result.body
+    verdict = classify(TOO_LARGE_SIGNAL)
+    backend, attempt = body["backend"], body["attempt"]
+    detail = f"{verdict.error_type} on {backend} after {attempt} attempt(s): {TOO_LARGE_SIGNAL.message}"
+    return failure_callbacks(
+        body["generation_request_id"], backend, attempt, TOO_LARGE_SIGNAL, verdict, detail
+    )
 
 
 def _without_prompt(text: str | None, job: Job) -> str | None:

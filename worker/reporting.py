@@ -134,7 +134,10 @@ class OdooReporter:
     # -- one POST --------------------------------------------------------------------------------------
 
     def _post_once(self, callback: Callback) -> dict[str, Any]:
-        body = json.dumps(callback.body).encode()
+        # UTF-8 as it is, not \uXXXX escapes (three times the bytes of a Cyrillic or an emoji output):
+        # Odoo bounds a body by twice the result it keeps (ai_generation.max_result_bytes); a lone
+        # surrogate a provider sent goes out as it came, and Odoo's strict JSON refuses it (400)
+        body = json.dumps(callback.body, ensure_ascii=False).encode("utf-8", "surrogatepass")
         try:
             with self._slots:
                 response = self._poster.post(callback.path, body)

@@ -229,6 +229,25 @@ def test_an_outcome_odoo_refuses_for_good_goes_to_the_dlq(vhost, odoo, channel):
     assert json.loads(body)["generation_request_id"] == request_id
 
 
+def test_a_parked_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure(vhost, odoo, channel):
+    message = job_message("parked huge answer")
+    huge = GenerationOutput("x" * (128 * 1024), None, {"total_tokens": 3})
+    odoo.down()
+    backend = ScriptedBackend().on("huge", huge)
+    with start(vhost, odoo, backend, callback_patience=0.3, drain_interval=0.2):
+        publish(channel, message)
+        wait_until(lambda: queue_depth(vhost, topology.PARKED_QUEUE) == 1, 20, "parked")
+        odoo.max_body_bytes = 64 * 1024  # Odoo comes back, and refuses the result for its size
+        odoo.up()
+        wait_until(lambda: terminal_ids(odoo, [message["generation_request_id"]]), 20, "reported")
+    state = odoo.state(message["generation_request_id"])
+    assert (state.status, state.error_type) == ("failed", "result_too_large")
+    (notify,) = odoo.calls_for(message["generation_request_id"], "/notify/generation-error")
+    assert "you were not charged" in notify.body["retry_suggestion"]
+    assert queue_depth(vhost, topology.DLQ) == 0 and queue_depth(vhost, topology.PARKED_QUEUE) == 0
+    assert odoo.invalid == []
+
+
 def test_a_parked_outcome_odoo_refuses_for_good_moves_to_the_dlq(vhost, odoo, channel):
     message = job_message("parked then refused")
     odoo.down()

@@ -15,6 +15,7 @@ from worker.reporting import (
     FAILURE,
     NOTIFY,
     PROGRESS,
+    RESULT,
     Callback,
     CallbackRejected,
     OdooReporter,
@@ -93,6 +94,33 @@ def test_a_body_odoo_refuses_is_rejected_at_once(odoo):
     with pytest.raises(CallbackRejected) as caught:
         rep.post(bad)
     assert caught.value.status == 400 and time.monotonic() - started < 2
+
+
+def test_a_result_goes_as_utf8_not_as_escapes(odoo):
+    # Odoo bounds a callback by twice the result it keeps: \uXXXX escapes made a Cyrillic result of
+    # 100 KB a body of 300 KB, refused (413) though its result was within the limit
+    odoo.max_body_bytes = 150_000
+    request_id = rid()
+    body = {
+        "generation_request_id": request_id,
+        "event_id": new_event_id("result"),
+        "output": "ж" * 50_000 + " 🙂",
+        "usage": {},
+        "backend": "external",
+        "attempt": 1,
+        "occurred_at": now_iso(),
+    }
+    answer = reporter_for(odoo).post(Callback(RESULT, body))
+    assert answer["status"] == "succeeded"
+    assert odoo.state(request_id).output == "ж" * 50_000 + " 🙂"
+
+
+def test_a_body_too_large_for_odoo_is_rejected_at_once(odoo):
+    odoo.max_body_bytes = 1024
+    started = time.monotonic()
+    with pytest.raises(CallbackRejected) as caught:
+        reporter_for(odoo, patience=5).post(Callback(FAILURE, {**failure(rid()).body, "detail": "d" * 2000}))
+    assert caught.value.status == 413 and time.monotonic() - started < 2
 
 
 def test_an_unknown_request_is_rejected(odoo):
