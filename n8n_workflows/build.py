@@ -660,7 +660,9 @@ def generation_workflow(values: dict) -> dict:
         body="={{ JSON.stringify($json.result) }}",
         credential="odoo",
         retries=3,
+        on_error="continueErrorOutput",
     )
+    refused = code_node(f, "Result refused", code(_js("result_refused.js")))
     success_event = rabbit_send(
         f,
         "Success event",
@@ -715,7 +717,9 @@ def generation_workflow(values: dict) -> dict:
     f.link(provider, answer, 1)  # transport errors (refused, timeout) take the error output
     f.link(answer, ok)
     f.link(ok, result, 0)
-    f.link(result, success_event)
+    f.link(result, success_event, 0)
+    f.link(result, refused, 1)  # a 413: the failure result_too_large; anything else fails the run
+    f.link(refused, classify)
     f.link(ok, classify, 1)
     f.chain(classify, decide, retry)
     f.link(retry, wait, 0)

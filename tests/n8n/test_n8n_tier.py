@@ -424,6 +424,22 @@ def test_a_job_whose_outcome_odoo_refuses_is_redelivered_then_dead_lettered_neve
     stack.odoo.wait_for(lambda: stack.queued() == 0, 30)
 
 
+def test_a_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure(stack):
+    # as the Python worker does: a 413 (a body over twice ai_generation.max_result_bytes) is no outcome
+    # to retry forever, but the failure result_too_large; the AI is not asked again
+    job = new_job("an answer too large to keep")
+    stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/result"}, status=413)
+    stack.publish(job)
+    out = stack.outcome(job)
+    failure = out["by_path"]["/ai/generation/failure"]
+    assert sides(failure) == ("result_too_large", True, False) and failure["attempt"] == 1
+    notify = out["by_path"]["/notify/generation-error"]
+    assert notify["retry_suggestion"] == TAXONOMY["error_types"]["result_too_large"]["retry_suggestion"]
+    assert out["state"].status == "failed" and stack.odoo.invalid == []
+    assert len([r for r in stack.openai.requests if "too large to keep" in r.prompt]) == 1
+    stack.odoo.wait_for(lambda: stack.queued() == 0, 30)  # acknowledged: not redelivered
+
+
 def test_a_user_side_failure_does_not_break_a_system_side_streak(stack):
     stack.openai.on("[auth]", fake_openai.unauthorized())
     stack.openai.on("[userbad]", fake_openai.invalid_value())

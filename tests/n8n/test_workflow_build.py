@@ -148,8 +148,14 @@ def test_every_successful_end_of_a_job_execution_is_an_outcome():
     nodes = {n["name"]: n for n in wf["nodes"]}
     ends = {name for name in nodes if not any(wf["connections"].get(name, {}).get("main", []))}
     assert ends == {"Success event", "Failure event", "Dead-letter"}
-    for name in ("Result callback", "Failure callback", "Notify callback", "Dead-letter"):
+    for name in ("Failure callback", "Notify callback", "Dead-letter"):
         assert "onError" not in nodes[name], name
+    # the result's error output goes to one node only, which reports a 413 (the result too large for
+    # Odoo) as a failure and fails the execution on anything else
+    assert nodes["Result callback"]["onError"] == "continueErrorOutput"
+    assert [c["node"] for c in wf["connections"]["Result callback"]["main"][1]] == ["Result refused"]
+    refused = nodes["Result refused"]["parameters"]["jsCode"]
+    assert "throw new Error" in refused and "413" in refused
     # the nodes that go on after an error, each for a reason of its own (best effort or read later)
     tolerant = {name for name, n in nodes.items() if "onError" in n}
     assert tolerant == {
@@ -160,6 +166,7 @@ def test_every_successful_end_of_a_job_execution_is_an_outcome():
         "List Job pods",
         "Get pod log",
         "Delete Job",
+        "Result callback",
     }
 
 
