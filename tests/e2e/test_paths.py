@@ -316,6 +316,43 @@ def test_f_odoo_down_while_the_worker_reports_lands_after_odoo_is_back(stack, us
     assert len(provider_calls(stack, marker)) == 1  # the outcome was kept, not the job redone
 
 
+# ----------------------------------------------------------------------------------------------- (g)
+SET_RESULT_LIMIT = """
+env["ir.config_parameter"].sudo().set_param("ai_generation.max_result_bytes", {value!r})
+env.cr.commit()
+env.registry.signal_changes()  # what a request's end does: the running server drops its cached value
+print("E2E-LIMIT-SET")
+"""
+
+
+def test_g_a_result_too_large_for_odoo_costs_nothing_and_the_user_is_told(stack, user):
+    # 1 KiB: a 5 KB text is over it (Odoo fails the request itself), a 200 KB one is over the body
+    # limit too (2 x 1 KiB + 64 KiB: Odoo answers 413 and the worker reports the failure)
+    stack.shell(SET_RESULT_LIMIT.format(value="1024"), "E2E-LIMIT-SET")
+    try:
+        suggestion = TAXONOMY["error_types"]["result_too_large"]["retry_suggestion"]
+        parked_before = parked_outcomes(stack)
+        for size in (5_000, 200_000):
+            marker = f"[e2e-too-large-{size}]"
+            stack.fake.on(marker, fo.text("é" * (size // 2)))  # UTF-8: two bytes each
+            before = balance(user)
+            rid = user.generate(f"a long story {marker}")
+            note = user.update(rid, "failed", retry_suggestion=suggestion)
+            assert note.payload["is_system_error"] is True and note.payload["credits_charged"] == 0
+            body = user.wait_terminal(rid)
+            assert (body["error_type"], body["result"], body["credits_charged"]) == (
+                "result_too_large",
+                None,
+                0,
+            )
+            assert balance(user) == before
+            assert sorted(line["kind"] for line in user.ledger(rid)) == ["hold", "release"]
+            assert len(provider_calls(stack, marker)) == 1  # reported at once, not retried
+        assert parked_outcomes(stack) == parked_before  # the 413 was read, not taken for Odoo away
+    finally:
+        stack.shell(SET_RESULT_LIMIT.format(value=""), "E2E-LIMIT-SET")
+
+
 # ----------------------------------------------------------------------------------------------- (c)
 def test_c_a_burst_of_system_errors_alerts_through_alertmanager_and_resolves(stack, user):
     marker = "[e2e-burst]"
