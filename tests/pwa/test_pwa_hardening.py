@@ -179,6 +179,30 @@ def test_a_large_image_left_out_of_the_history_page_is_shown_after_a_reload(stac
     assert page.evaluate("(img) => img.naturalWidth", image.element_handle()) == 160
 
 
+def test_a_large_result_still_loading_neither_holds_the_page_nor_reaches_the_next_user(stack, page):
+    # the history's GETs of left-out results: the page waited for all of them before it was ready, and
+    # one that came back after a sign-out put the user's request on the page for the next one
+    sign_in(page)
+    image_model = next(
+        label for label in page.get_by_label("Model").locator("option").all_inner_texts() if "image" in label
+    )
+    marker = "[image-large-slow]"
+    stack.fake.on(marker, fo.image(b64_json=noisy_png_b64(160, 160)))
+    request_id = submit(page, f"a slow noisy square {marker}", model_label=image_model)
+    wait_status(page, request_id, "succeeded")
+    held = []
+    page.route(f"**/api/v1/generations/{request_id}", lambda route: held.append(route))  # held back
+    page.route_web_socket("**/websocket*", lambda ws: ws.close())  # no bus replay (see above)
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")  # ready while the GET is pending
+    assert held, "the history did not ask for the left-out result"
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Email or login").wait_for()
+    held[0].continue_()
+    page.wait_for_timeout(1000)
+    assert page.locator(f'#history [data-request-id="{request_id}"]').count() == 0
+
+
 def test_a_session_ended_in_another_tab_shows_the_sign_in(stack, page):
     sign_in(page)
     page.wait_for_selector("body[data-bus=open]")  # the shell's CSP lets the bus in ('self')

@@ -252,7 +252,11 @@ function showPrice() {
 }
 
 async function loadHistory() {
-    const listing = await app.client.list({limit: 20});
+    const client = app.client;
+    const listing = await client.list({limit: 20});
+    if (app.client !== client) {
+        return; // signed out meanwhile: nothing of this user goes on the page
+    }
     const incomplete = [];
     for (const item of [...listing.items].reverse()) {
         upsert(item);
@@ -262,13 +266,23 @@ async function loadHistory() {
             incomplete.push(item.request_id);
         }
     }
-    // a list page leaves out large results (an image as a data: URL): one GET each, newest first
-    for (const requestId of incomplete.reverse()) {
+    // a list page leaves out large results (an image as a data: URL): one GET each, newest first, in
+    // the background (the page is ready meanwhile), and none of them once the user has signed out
+    completeResults(client, incomplete.reverse());
+}
+
+async function completeResults(client, requestIds) {
+    for (const requestId of requestIds) {
+        let view;
         try {
-            upsert(await app.client.get(requestId));
+            view = await client.get(requestId);
         } catch {
-            // the row stays as the list showed it; a reload asks again
+            continue; // the row stays as the list showed it; a reload asks again
         }
+        if (app.client !== client) {
+            return;
+        }
+        upsert(view);
     }
 }
 
