@@ -56,7 +56,9 @@ class GenerationApi(http.Controller):
                 status=415,
                 code="unsupported_media_type",
             )
-        raw = read_body(httprequest, MAX_BODY_BYTES)
+        # a refused body is drained up to 4 MiB only: any API key may send one, where the callbacks'
+        # senders are the workers (whose results may be large)
+        raw = read_body(httprequest, MAX_BODY_BYTES, drain_cap=4 * MAX_BODY_BYTES)
         try:
             key = validation.idempotency_key(httprequest.headers.getlist("Idempotency-Key"))
             body = validation.parse_json_object(raw)

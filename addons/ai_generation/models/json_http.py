@@ -6,7 +6,7 @@ import json
 from odoo.http import Response
 
 from ..pure.errors import PayloadTooLargeError
-from ..pure.result_limits import BodyTooLarge, discard_rest, read_bounded
+from ..pure.result_limits import DRAIN_LIMIT, BodyTooLarge, discard_rest, read_bounded
 
 
 def json_response(body, status=200, headers=None):
@@ -29,12 +29,13 @@ def error_response(error):
     return json_response(error.body(), error.status, headers)
 
 
-def read_body(httprequest, limit, what="request"):
+def read_body(httprequest, limit, what="request", drain_cap=DRAIN_LIMIT):
     """The body, or a 413 without reading past ``limit``, whether its length is declared or not.
 
     werkzeug reads a chunked body (no Content-Length) whole, however large; this one stops at the
     limit. What was read is kept where werkzeug's ``get_data`` keeps it, so that Odoo's replay of the
-    request after a serialization failure reads the same body again."""
+    request after a serialization failure reads the same body again. A refused body is read to its
+    end up to ``drain_cap`` (so that the client reads the 413); a longer one is cut off."""
     # Odoo's HTTPRequest passes on a fixed list of werkzeug's attributes, and the input stream is not
     # one of them: the werkzeug request it wraps has it
     wrapped = getattr(httprequest, "_HTTPRequest__wrapped", httprequest)
@@ -44,7 +45,7 @@ def read_body(httprequest, limit, what="request"):
     try:
         data = read_bounded(wrapped.stream, wrapped.content_length, limit)
     except BodyTooLarge:
-        discard_rest(wrapped.stream, wrapped.content_length)
+        discard_rest(wrapped.stream, wrapped.content_length, drain_cap)
         raise PayloadTooLargeError(f"The {what} body is larger than {limit} bytes.") from None
     wrapped._cached_data = data  # where werkzeug's get_data() looks first
     return data

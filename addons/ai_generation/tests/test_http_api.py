@@ -2,6 +2,8 @@
 """The public API over real HTTP: status codes, bodies per schemas/api_*.json, own data only."""
 
 import json
+import socket
+from urllib.parse import urlsplit
 
 from odoo.tests import tagged
 
@@ -137,6 +139,19 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertEqual((status, error["error"]["code"]), (413, "payload_too_large"))
         status, answer = self.post_chunked("/api/v1/generations", json.dumps(BODY).encode(), self.alice_key)
         self.assertEqual((status, answer["status"]), (202, "queued"))
+
+    def test_a_declared_body_far_over_the_limit_is_refused_without_waiting_for_it(self):
+        # drained up to 4 MiB only: any API key holder could make Odoo read 128 MiB, or wait for a body
+        # a lying Content-Length announced and never sent
+        url = urlsplit(self.base_url())
+        with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+            conn.sendall(
+                b"POST /api/v1/generations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Authorization: Bearer %s\r\nContent-Length: 5242880\r\n\r\n{}" % self.alice_key.encode()
+            )
+            answer = conn.recv(65536)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 413"), answer[:200])
+        self.assertIn(b"payload_too_large", answer)
 
     def test_a_limit_set_as_no_integer_counts_as_its_default(self):
         # a system parameter typed by hand: int() raised on every create, an HTML 500 for everyone
