@@ -100,6 +100,7 @@ class Worker:
             interval=config.drain_interval,
             max_interval=max(config.drain_interval, 60.0),
             connection_name=f"{config.connection_name}-drainer",
+            monitor=monitor,
         )
         self.metrics_server = None
 

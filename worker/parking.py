@@ -19,8 +19,9 @@ import pika
 import pika.exceptions
 
 from worker import topology
+from worker.classification import classify
 from worker.consumer import connection_parameters
-from worker.processing import Outcome, too_large_failure_of
+from worker.processing import TOO_LARGE_SIGNAL, FailureSink, Outcome, too_large_failure_of
 from worker.reporting import RESULT, Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ParkedDrainer:
         max_interval: float = 60.0,
         stop: threading.Event | None = None,
         connection_name: str = "aigen-worker-drainer",
+        monitor=None,  # the alert monitor (worker.processing.FailureSink's methods): failures it reports
     ):
         self.amqp_url = amqp_url
         self.reporter = reporter
@@ -61,6 +63,7 @@ class ParkedDrainer:
         self.max_interval = max_interval
         self.stop_event = stop or threading.Event()
         self.connection_name = connection_name
+        self.monitor = monitor or FailureSink()
         self.delivered = 0
         self._thread = threading.Thread(target=self._run, name="parked-drainer", daemon=True)
 
@@ -113,10 +116,13 @@ class ParkedDrainer:
             result = next((cb for cb in callbacks if cb.path == RESULT), None)
             if exc.status != 413 or exc.path != RESULT or result is None:
                 raise
+            request_id = result.body.get("generation_request_id")
             log.error(
-                "parked result refused as too large; reporting a failure instead", extra={"error": str(exc)}
+                "parked result refused as too large; reporting a failure instead",
+                extra={"request_id": request_id, "error": str(exc)},
             )
             self.reporter.deliver(list(too_large_failure_of(result)), patience=0)
+            self.monitor.record_failure(result.body["backend"], classify(TOO_LARGE_SIGNAL), request_id)
 
     def _drain_once(self, channel, wait: float) -> float:
         """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""

@@ -234,7 +234,9 @@ def test_a_parked_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure
     huge = GenerationOutput("x" * (128 * 1024), None, {"total_tokens": 3})
     odoo.down()
     backend = ScriptedBackend().on("huge", huge)
-    with start(vhost, odoo, backend, callback_patience=0.3, drain_interval=0.2):
+    monitor = RecordingMonitor()  # the alert monitor hears of it too (it has a rate alert)
+    config = worker_config(vhost, odoo, callback_patience=0.3, drain_interval=0.2)
+    with RunningWorker(Worker(config, {backend.name: backend}, monitor=monitor)):
         publish(channel, message)
         wait_until(lambda: queue_depth(vhost, topology.PARKED_QUEUE) == 1, 20, "parked")
         odoo.max_body_bytes = 64 * 1024  # Odoo comes back, and refuses the result for its size
@@ -246,6 +248,26 @@ def test_a_parked_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure
     assert "you were not charged" in notify.body["retry_suggestion"]
     assert queue_depth(vhost, topology.DLQ) == 0 and queue_depth(vhost, topology.PARKED_QUEUE) == 0
     assert odoo.invalid == []
+    assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
+
+
+class RecordingMonitor:
+    """What the worker tells its alert monitor (worker.alerting.AlertMonitor's methods)."""
+
+    def __init__(self):
+        self.failures = []
+
+    def record_failure(self, backend, classification, request_id):
+        self.failures.append((backend, classification.error_type, request_id))
+
+    def record_success(self, backend):
+        pass
+
+    def start(self):
+        pass
+
+    def stop(self):
+        pass
 
 
 def test_a_parked_outcome_odoo_refuses_for_good_moves_to_the_dlq(vhost, odoo, channel):
