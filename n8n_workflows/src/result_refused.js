@@ -10,4 +10,4 @@ if (status === '413' || /^413\b/.test(message) || /status code 413\b/.test(messa
   const item = $('Succeeded?').first().json;
   return [{ json: { ...item, signal: { kind: 'result_too_large', message: 'odoo refused the result as too large (413)' } } }];
 }
-throw new Error(`the result callback failed: ${said.slice(0, 500)}`);
+throw new Error(`Result callback failed: ${said.slice(0, 500)}`);
