@@ -21,7 +21,14 @@ import pika.exceptions
 from worker import topology
 from worker.classification import classify
 from worker.consumer import connection_parameters
-from worker.processing import TOO_LARGE_SIGNAL, FailureSink, Outcome, too_large_failure_of
+from worker.processing import (
+    TOO_LARGE_SIGNAL,
+    FailureSink,
+    Outcome,
+    failed_by_odoo,
+    odoo_failure_signal,
+    too_large_failure_of,
+)
 from worker.reporting import RESULT, Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
 
 log = logging.getLogger(__name__)
@@ -110,7 +117,7 @@ class ParkedDrainer:
 
     def _deliver(self, callbacks: list[Callback]) -> None:
         try:
-            self.reporter.deliver(callbacks, patience=0)
+            answers = self.reporter.deliver(callbacks, patience=0)
         except CallbackRejected as exc:
             # as JobPipeline does: a result refused for its size is reported as the free failure
             result = next((cb for cb in callbacks if cb.path == RESULT), None)
@@ -123,6 +130,14 @@ class ParkedDrainer:
             )
             self.reporter.deliver(list(too_large_failure_of(result)), patience=0)
             self.monitor.record_failure(result.body["backend"], classify(TOO_LARGE_SIGNAL), request_id)
+            return
+        result_answers = [a for cb, a in zip(callbacks, answers, strict=True) if cb.path == RESULT]
+        if result_answers and failed_by_odoo(result_answers[0]):
+            result = next(cb for cb in callbacks if cb.path == RESULT)
+            request_id = result.body.get("generation_request_id")
+            log.error("odoo failed the request on its parked result", extra={"request_id": request_id})
+            verdict = classify(odoo_failure_signal(result_answers[0]))
+            self.monitor.record_failure(result.body["backend"], verdict, request_id)
 
     def _drain_once(self, channel, wait: float) -> float:
         """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""

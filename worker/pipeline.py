@@ -14,7 +14,7 @@ from collections.abc import Callable
 from worker.consumer import Ack, DeadLetter, Delivery, Disposition, Park, Requeue
 from worker.job import InvalidJob, parse_job
 from worker.parking import parked_payload
-from worker.processing import ALREADY_TERMINAL, INTERRUPTED, REFUSED, SUCCEEDED, Processor
+from worker.processing import ALREADY_TERMINAL, INTERRUPTED, REFUSED, SUCCEEDED, Processor, failed_by_odoo
 from worker.reporting import CallbackRejected, OdooReporter, OdooUnavailable
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,9 @@ class JobPipeline:
             return DeadLetter(f"odoo refused the job's progress callback: {outcome.reason}")
         try:
             try:
-                self.reporter.deliver(outcome.callbacks)
+                answers = self.reporter.deliver(outcome.callbacks)
+                if outcome.kind == SUCCEEDED and failed_by_odoo(answers[0]):
+                    outcome = self.processor.result_failed_by_odoo(job, outcome, answers[0])
             except CallbackRejected as exc:
                 if not (exc.status == 413 and outcome.kind == SUCCEEDED):
                     raise

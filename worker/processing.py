@@ -236,6 +236,24 @@ class Processor:
         self.monitor.record_failure(succeeded.backend, verdict, job.request_id)
         return self._failed(job, succeeded.backend, succeeded.attempts, signal, verdict)
 
+    def result_failed_by_odoo(self, job: Job, succeeded: Outcome, answer: dict) -> Outcome:
+        """What a result became when Odoo failed the request on it instead of keeping it (a result over
+        ai_generation.max_result_bytes that its body limit let through): Odoo already told the owner,
+        so no callback is left to send, but the alert monitor and the metrics count the failure."""
+        signal = odoo_failure_signal(answer)
+        verdict = classify(signal)
+        self.monitor.record_failure(succeeded.backend, verdict, job.request_id)
+        log.error(
+            "odoo failed the request on its result",
+            extra={
+                "request_id": job.request_id,
+                "backend": succeeded.backend,
+                "error_type": verdict.error_type,
+            },
+        )
+        kind = FAILED_USER if verdict.side == "user" else FAILED_SYSTEM
+        return Outcome(kind, job.request_id, succeeded.backend, succeeded.attempts, (), verdict)
+
     def _failed(
         self, job: Job, backend: str, attempt: int, signal: Signal, verdict: Classification
     ) -> Outcome:
@@ -262,6 +280,18 @@ class Processor:
 
 
 TOO_LARGE_SIGNAL = Signal(kind="result_too_large", message="odoo refused the result as too large (413)")
+
+
+def failed_by_odoo(answer: dict | None) -> bool:
+    """Whether Odoo's answer to a result callback says it failed the request on that result (status
+    failed, not a duplicate) rather than keeping it."""
+    return bool(answer) and answer.get("status") == "failed" and not answer.get("duplicate")
+
+
+def odoo_failure_signal(answer: dict) -> Signal:
+    # Odoo names the error type (schemas/callback_response.json); an older Odoo did so for one reason only
+    kind = answer.get("error_type") or TOO_LARGE_SIGNAL.kind
+    return Signal(kind=kind, message="odoo failed the request on its result")
 
 
 def failure_callbacks(

@@ -70,6 +70,9 @@ class FakeOdoo:
         self.events: dict[str, dict] = {}
         self.fail_with: int | None = None  # answer every callback with this status (e.g. 503)
         self.max_body_bytes: int | None = None  # larger bodies get the real Odoo's 413, unread
+        # a result whose output is longer fails the request (result_too_large), as the real Odoo does
+        # above ai_generation.max_result_bytes
+        self.max_result_bytes: int | None = None
         self.validate = True
         self._lock = threading.Lock()
         self._validators = {path: validator_for(name) for path, name in SCHEMAS.items()}
@@ -192,6 +195,8 @@ class FakeOdoo:
                 elif path == "/ai/generation/failure":
                     state.status = "failed"
                     state.error_type = body["error_type"]
+                elif path == "/ai/generation/result" and self._too_large(body):
+                    state.status, state.error_type = "failed", "result_too_large"
                 elif path == "/ai/generation/result":
                     state.status = "succeeded"
                     state.output = body.get("output") or body.get("output_url")
@@ -201,10 +206,16 @@ class FakeOdoo:
                 state.user_message = body["user_message"]
                 state.notifications.append(body)
             answer = {"generation_request_id": request_id, "status": state.status, "duplicate": duplicate}
+            if state.status == "failed":
+                answer["error_type"] = state.error_type
             if event_id:
                 self.events[event_id] = answer
         self.calls.append(Call(path, body, 200, answer))
         return 200, answer
+
+    def _too_large(self, result: dict) -> bool:
+        size = len((result.get("output") or "").encode()) + len((result.get("output_url") or "").encode())
+        return self.max_result_bytes is not None and size > self.max_result_bytes
 
 
 def _error(code: str, message: str, fields: dict | None = None) -> dict:

@@ -270,6 +270,19 @@ class RecordingMonitor:
         pass
 
 
+class RecordingMetrics:
+    """What the worker counts (the worker.metrics module's functions): each job's outcome and error type."""
+
+    def __init__(self):
+        self.jobs = []
+
+    def set_in_flight(self, n):
+        pass
+
+    def observe_job(self, outcome, backend, error_type, seconds):
+        self.jobs.append((outcome, error_type))
+
+
 def test_a_parked_outcome_odoo_refuses_for_good_moves_to_the_dlq(vhost, odoo, channel):
     message = job_message("parked then refused")
     odoo.down()
@@ -359,3 +372,48 @@ def test_a_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure(vhost,
     # nothing parked or dead-lettered: the outcome was settled, and Odoo was asked once
     assert queue_depth(vhost, topology.PARKED_QUEUE) == 0 and queue_depth(vhost, topology.DLQ) == 0
     assert odoo.invalid == []
+
+
+def test_a_result_odoo_fails_for_its_size_counts_as_a_failure_not_a_success(vhost, odoo, channel):
+    # under the body limit but over the size Odoo keeps: Odoo fails the request on the result itself
+    odoo.max_result_bytes = 4 * 1024
+    large = GenerationOutput("x" * (8 * 1024), None, {"total_tokens": 3})
+    message, small = job_message("large answer"), job_message("small answer")
+    monitor, metrics = RecordingMonitor(), RecordingMetrics()
+    backends = {"external": ScriptedBackend().on("large", large)}
+    with RunningWorker(Worker(worker_config(vhost, odoo), backends, monitor=monitor, metrics=metrics)):
+        publish(channel, message)
+        publish(channel, small)
+        ids = [message["generation_request_id"], small["generation_request_id"]]
+        wait_until(lambda: terminal_ids(odoo, ids), 20, "both jobs terminal")
+        wait_until(lambda: len(metrics.jobs) == 2, 10, "both counted")
+    state = odoo.state(message["generation_request_id"])
+    assert (state.status, state.error_type) == ("failed", "result_too_large")
+    # Odoo told the owner itself: the worker sends no failure of its own after the result
+    assert [c.path for c in odoo.calls_for(message["generation_request_id"])] == [
+        "/ai/generation/progress",
+        "/ai/generation/result",
+    ]
+    assert sorted(metrics.jobs) == [("failed_system", "result_too_large"), ("succeeded", None)]
+    assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
+    assert queue_depth(vhost, topology.PARKED_QUEUE) == 0 and queue_depth(vhost, topology.DLQ) == 0
+
+
+def test_a_parked_result_odoo_fails_for_its_size_is_heard_by_the_alert_monitor(vhost, odoo, channel):
+    message = job_message("parked large answer")
+    large = GenerationOutput("x" * (8 * 1024), None, {"total_tokens": 3})
+    odoo.down()
+    monitor = RecordingMonitor()
+    config = worker_config(vhost, odoo, callback_patience=0.3, drain_interval=0.2)
+    with RunningWorker(Worker(config, {"external": ScriptedBackend().on("large", large)}, monitor=monitor)):
+        publish(channel, message)
+        wait_until(lambda: queue_depth(vhost, topology.PARKED_QUEUE) == 1, 20, "parked")
+        odoo.max_result_bytes = 4 * 1024  # Odoo comes back, and fails the request on the result
+        odoo.up()
+        wait_until(lambda: terminal_ids(odoo, [message["generation_request_id"]]), 20, "reported")
+        wait_until(lambda: monitor.failures, 10, "heard by the monitor")
+    state = odoo.state(message["generation_request_id"])
+    assert (state.status, state.error_type) == ("failed", "result_too_large")
+    assert odoo.calls_for(message["generation_request_id"], "/ai/generation/failure") == []
+    assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
+    assert queue_depth(vhost, topology.DLQ) == 0 and queue_depth(vhost, topology.PARKED_QUEUE) == 0

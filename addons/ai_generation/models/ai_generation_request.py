@@ -850,12 +850,17 @@ class AiGenerationRequest(models.Model):
         return {k: owner_text(self.user_id, v) if k in texts else v for k, v in payload.items()}
 
     def _callback_answer(self, duplicate):
-        return {
+        answer = {
             "generation_request_id": self.uuid,
             "status": self.state,
             "duplicate": duplicate,
             "credits_charged": self.credits_charged,
         }
+        if self.state == states.FAILED:
+            # a result callback can end in a failure (a result over the size Odoo keeps): the worker
+            # counts it as the failure it is, not as the success it sent
+            answer["error_type"] = self.error_type or "unknown"
+        return answer
 
     # each _on_<kind> gets what the lock read (CallbackReads, or None: then what it needs is read)
     def _on_progress(self, payload, reads=None):

@@ -83,7 +83,8 @@ class TestCallbacks(AiGenerationCase):
         # 683 characters of three UTF-8 bytes each: 2049 bytes, over a limit counted in bytes
         answer = self.callback("result", request, event_id=evt, output="€" * 683, attempt=2)
         self.assertEqual(
-            (answer["status"], answer["duplicate"], answer["credits_charged"]), ("failed", False, 0)
+            (answer["status"], answer["duplicate"], answer["credits_charged"], answer["error_type"]),
+            ("failed", False, 0, "result_too_large"),
         )
         self.assertEqual(
             (request.error_type, request.error_side, request.result_output, request.attempt),
@@ -103,6 +104,7 @@ class TestCallbacks(AiGenerationCase):
         # the limit is the output and the output URL together, and a result at it is kept
         kept = self.callback("result", at_limit, output="a" * 1024, output_url="b" * 1024)
         self.assertEqual(kept["status"], "succeeded")
+        self.assertNotIn("error_type", kept)
         self.assertBalance(self.alice, 100 - TEXT_PRICE, 0)
         self.assertLedgerInvariant()
 
