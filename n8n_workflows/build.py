@@ -663,11 +663,12 @@ def generation_workflow(values: dict) -> dict:
         on_error="continueErrorOutput",
     )
     refused = code_node(f, "Result refused", code(_js("result_refused.js")))
+    result_answer = code_node(f, "Result answer", code(tax, _js("result_answer.js")))
     success_event = rabbit_send(
         f,
-        "Success event",
+        "Result event",
         EVENTS_QUEUE,
-        "={{ JSON.stringify($('Read answer').first().json.event) }}",
+        "={{ JSON.stringify($json.event) }}",
         assertQueue=True,
     )
     classify = code_node(f, "Classify", code(tax, _js("classify.js")))
@@ -717,7 +718,8 @@ def generation_workflow(values: dict) -> dict:
     f.link(provider, answer, 1)  # transport errors (refused, timeout) take the error output
     f.link(answer, ok)
     f.link(ok, result, 0)
-    f.link(result, success_event, 0)
+    f.link(result, result_answer, 0)
+    f.link(result_answer, success_event)
     f.link(result, refused, 1)  # a 413: the failure result_too_large; anything else fails the run
     f.link(refused, classify)
     f.link(ok, classify, 1)

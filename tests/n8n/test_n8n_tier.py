@@ -354,6 +354,9 @@ def test_internal_backend_runs_a_kubernetes_job_and_reports_its_result(stack):
     assert spec["template"]["spec"]["restartPolicy"] == "Never" and spec["backoffLimit"] == 0
     assert any(d[1] == created[0]["metadata"]["name"] and d[2] == "Background" for d in stack.k8s.deleted)
     assert stack.odoo.invalid == []
+    # the execution succeeded: acknowledged, not redelivered, and the result was sent once
+    stack.odoo.wait_for(lambda: stack.queued() == 0, 30)
+    assert len(stack.odoo.calls_for(job["generation_request_id"], "/ai/generation/result")) == 1
 
 
 def test_internal_backend_failures_are_classified_like_the_worker(stack):
@@ -438,6 +441,33 @@ def test_a_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure(stack)
     assert out["state"].status == "failed" and stack.odoo.invalid == []
     assert len([r for r in stack.openai.requests if "too large to keep" in r.prompt]) == 1
     stack.odoo.wait_for(lambda: stack.queued() == 0, 30)  # acknowledged: not redelivered
+
+
+def test_a_result_odoo_fails_for_its_size_counts_toward_an_alert_as_a_failure(stack):
+    # under Odoo's body limit but over the size it keeps: Odoo fails the request on the result itself,
+    # and the alert workflow hears a failure, not a success (as the Python worker counts it)
+    stack.openai.on("[large]", fake_openai.text("x" * 8192))
+    jobs = [new_job(f"large answer {i} [large]") for i in range(RATE_THRESHOLD)]
+    stack.odoo.max_result_bytes = 4096
+    try:
+        for job in jobs:
+            stack.publish(job)
+        for job in jobs:
+            out = stack.outcome(job)
+            assert (out["state"].status, out["state"].error_type) == ("failed", "result_too_large")
+            assert out["paths"] == ["/ai/generation/progress", "/ai/generation/result"]
+        labels = {
+            "alertname": "AIGenerationHighErrorRate",
+            "backend": "external",
+            "error_type": "result_too_large",
+        }
+        alert = stack.alertmanager.webhook.wait_for(status="firing", timeout=30, **labels)
+        # the latest failures are among its samples (an earlier test's 413 may be in the same series)
+        samples = set(alert["annotations"]["sample_request_ids"].split(","))
+        assert samples & {j["generation_request_id"] for j in jobs}
+    finally:
+        stack.odoo.max_result_bytes = None
+    stack.odoo.wait_for(lambda: stack.queued() == 0, 30)
 
 
 def test_a_user_side_failure_does_not_break_a_system_side_streak(stack):

@@ -147,7 +147,7 @@ def test_every_successful_end_of_a_job_execution_is_an_outcome():
     wf = workflow("generation.json")
     nodes = {n["name"]: n for n in wf["nodes"]}
     ends = {name for name in nodes if not any(wf["connections"].get(name, {}).get("main", []))}
-    assert ends == {"Success event", "Failure event", "Dead-letter"}
+    assert ends == {"Result event", "Failure event", "Dead-letter"}
     for name in ("Failure callback", "Notify callback", "Dead-letter"):
         assert "onError" not in nodes[name], name
     # the result's error output goes to one node only, which reports a 413 (the result too large for
