@@ -126,7 +126,13 @@ class Taxonomy:
         return "unknown"
 
     def classify(self, signal: Signal) -> Classification:
-        error_type = self.error_type_for(signal)
+        return self.classification_of(self.error_type_for(signal), signal)
+
+    def classification_of(self, error_type: str, signal: Signal) -> Classification:
+        """The verdict for a failure whose error type is already known (Odoo named it): its row's
+        terms; an error type this taxonomy does not have is "unknown"."""
+        if error_type not in self.error_types:
+            error_type = "unknown"
         row = self.error_types[error_type]
         side = row["side"]
         return Classification(

@@ -26,7 +26,7 @@ from worker.processing import (
     FailureSink,
     Outcome,
     failed_by_odoo,
-    odoo_failure_signal,
+    odoo_failure_verdict,
     too_large_failure_of,
 )
 from worker.reporting import RESULT, Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
@@ -132,12 +132,16 @@ class ParkedDrainer:
             self.monitor.record_failure(result.body["backend"], classify(TOO_LARGE_SIGNAL), request_id)
             return
         result_answers = [a for cb, a in zip(callbacks, answers, strict=True) if cb.path == RESULT]
-        if result_answers and failed_by_odoo(result_answers[0]):
-            result = next(cb for cb in callbacks if cb.path == RESULT)
-            request_id = result.body.get("generation_request_id")
-            log.error("odoo failed the request on its parked result", extra={"request_id": request_id})
-            verdict = classify(odoo_failure_signal(result_answers[0]))
-            self.monitor.record_failure(result.body["backend"], verdict, request_id)
+        if not result_answers:
+            return
+        result = next(cb for cb in callbacks if cb.path == RESULT)
+        if not failed_by_odoo(result_answers[0]):
+            self.monitor.record_success(result.body["backend"])  # as Processor.result_taken
+            return
+        request_id = result.body.get("generation_request_id")
+        log.error("odoo failed the request on its parked result", extra={"request_id": request_id})
+        verdict = odoo_failure_verdict(result_answers[0])
+        self.monitor.record_failure(result.body["backend"], verdict, request_id)
 
     def _drain_once(self, channel, wait: float) -> float:
         """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""

@@ -73,6 +73,8 @@ class JobPipeline:
                 answers = self.reporter.deliver(outcome.callbacks)
                 if outcome.kind == SUCCEEDED and failed_by_odoo(answers[0]):
                     outcome = self.processor.result_failed_by_odoo(job, outcome, answers[0])
+                elif outcome.kind == SUCCEEDED:
+                    self.processor.result_taken(outcome)
             except CallbackRejected as exc:
                 if not (exc.status == 413 and outcome.kind == SUCCEEDED):
                     raise

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from worker.backends.base import Backend, GenerationOutput
 from worker.backoff import Backoff
-from worker.classification import Classification, Signal, classify, signal_from_exception
+from worker.classification import Classification, Signal, classify, signal_from_exception, taxonomy
 from worker.job import Job
 from worker.reporting import (
     FAILURE,
@@ -172,7 +172,6 @@ class Processor:
                 },
             )
             return signal, verdict
-        self.monitor.record_success(backend_name)
         log.info("attempt succeeded", extra={**ctx, "seconds": round(time.monotonic() - started, 3)})
         return output
 
@@ -236,12 +235,16 @@ class Processor:
         self.monitor.record_failure(succeeded.backend, verdict, job.request_id)
         return self._failed(job, succeeded.backend, succeeded.attempts, signal, verdict)
 
+    def result_taken(self, succeeded: Outcome) -> None:
+        """Odoo took the result without failing the request on it: only now is the success one for the
+        alert monitor (it ends the backend's streak), since Odoo may still fail the request on it."""
+        self.monitor.record_success(succeeded.backend)
+
     def result_failed_by_odoo(self, job: Job, succeeded: Outcome, answer: dict) -> Outcome:
         """What a result became when Odoo failed the request on it instead of keeping it (a result over
         ai_generation.max_result_bytes that its body limit let through): Odoo already told the owner,
         so no callback is left to send, but the alert monitor and the metrics count the failure."""
-        signal = odoo_failure_signal(answer)
-        verdict = classify(signal)
+        verdict = odoo_failure_verdict(answer)
         self.monitor.record_failure(succeeded.backend, verdict, job.request_id)
         log.error(
             "odoo failed the request on its result",
@@ -283,15 +286,20 @@ TOO_LARGE_SIGNAL = Signal(kind="result_too_large", message="odoo refused the res
 
 
 def failed_by_odoo(answer: dict | None) -> bool:
-    """Whether Odoo's answer to a result callback says it failed the request on that result (status
-    failed, not a duplicate) rather than keeping it."""
-    return bool(answer) and answer.get("status") == "failed" and not answer.get("duplicate")
+    """Whether Odoo's answer to a result callback says it failed the request on that result rather
+    than keeping it. ``failed_by_this_event`` says so for a repeat whose first answer was lost too; an
+    Odoo without it said so only by a first answer (failed, not a duplicate)."""
+    if not answer or answer.get("status") != "failed":
+        return False
+    return bool(answer.get("failed_by_this_event", not answer.get("duplicate")))
 
 
-def odoo_failure_signal(answer: dict) -> Signal:
-    # Odoo names the error type (schemas/callback_response.json); an older Odoo did so for one reason only
-    kind = answer.get("error_type") or TOO_LARGE_SIGNAL.kind
-    return Signal(kind=kind, message="odoo failed the request on its result")
+def odoo_failure_verdict(answer: dict) -> Classification:
+    """The taxonomy's row for the error type Odoo failed the request with (schemas/callback_response.json);
+    an Odoo that did not name it did so for one reason only."""
+    error_type = answer.get("error_type") or TOO_LARGE_SIGNAL.kind
+    signal = Signal(kind=error_type, message="odoo failed the request on its result")
+    return taxonomy().classification_of(error_type, signal)
 
 
 def failure_callbacks(

@@ -445,16 +445,23 @@ def test_a_result_odoo_refuses_for_its_size_is_reported_as_a_free_failure(stack)
 
 def test_a_result_odoo_fails_for_its_size_counts_toward_an_alert_as_a_failure(stack):
     # under Odoo's body limit but over the size it keeps: Odoo fails the request on the result itself,
-    # and the alert workflow hears a failure, not a success (as the Python worker counts it)
+    # and the alert workflow hears a failure, not a success (as the Python worker counts it). Every
+    # other answer is lost: the node's retry gets a duplicate, which says it all the same
     stack.openai.on("[large]", fake_openai.text("x" * 8192))
     jobs = [new_job(f"large answer {i} [large]") for i in range(RATE_THRESHOLD)]
     stack.odoo.max_result_bytes = 4096
     try:
         for i, job in enumerate(jobs):
+            lost = i % 2 == 1
+            if lost:
+                stack.odoo.lose_next_answer.add("/ai/generation/result")
             stack.publish(job)
+            results = ["/ai/generation/result"] * (2 if lost else 1)
+            rid = job["generation_request_id"]
+            stack.odoo.wait_for(lambda: len(stack.odoo.calls_for(rid, results[0])) == len(results), 60)  # noqa: B023
             out = stack.outcome(job)
             assert (out["state"].status, out["state"].error_type) == ("failed", "result_too_large")
-            assert out["paths"] == ["/ai/generation/progress", "/ai/generation/result"]
+            assert out["paths"] == ["/ai/generation/progress", *results]
             # a success after each: no streak of system-side failures, whose alert a later test awaits
             fine = new_job(f"a small answer {i}")
             stack.publish(fine)

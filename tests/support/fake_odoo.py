@@ -73,6 +73,8 @@ class FakeOdoo:
         # a result whose output is longer fails the request (result_too_large), as the real Odoo does
         # above ai_generation.max_result_bytes
         self.max_result_bytes: int | None = None
+        # paths whose next callback is applied, then its answer lost: the connection is cut unanswered
+        self.lose_next_answer: set[str] = set()
         self.validate = True
         self._lock = threading.Lock()
         self._validators = {path: validator_for(name) for path, name in SCHEMAS.items()}
@@ -208,10 +210,20 @@ class FakeOdoo:
             answer = {"generation_request_id": request_id, "status": state.status, "duplicate": duplicate}
             if state.status == "failed":
                 answer["error_type"] = state.error_type
+                # kept with the event: a repeat says it too, as the real Odoo's does
+                failing = path in ("/ai/generation/failure", "/ai/generation/result")
+                answer["failed_by_this_event"] = failing and not duplicate
             if event_id:
                 self.events[event_id] = answer
         self.calls.append(Call(path, body, 200, answer))
         return 200, answer
+
+    def _lose_answer(self, path: str) -> bool:
+        with self._lock:
+            if path not in self.lose_next_answer:
+                return False
+            self.lose_next_answer.discard(path)
+            return True
 
     def _too_large(self, result: dict) -> bool:
         size = len((result.get("output") or "").encode()) + len((result.get("output_url") or "").encode())
@@ -248,6 +260,10 @@ def _handler_for(odoo: FakeOdoo) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             status, answer = odoo.handle(self.path, self.headers.get("Authorization"), raw)
+            if status == 200 and odoo._lose_answer(self.path):
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             data = json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

@@ -256,12 +256,13 @@ class RecordingMonitor:
 
     def __init__(self):
         self.failures = []
+        self.successes = []
 
     def record_failure(self, backend, classification, request_id):
         self.failures.append((backend, classification.error_type, request_id))
 
     def record_success(self, backend):
-        pass
+        self.successes.append(backend)
 
     def start(self):
         pass
@@ -396,7 +397,44 @@ def test_a_result_odoo_fails_for_its_size_counts_as_a_failure_not_a_success(vhos
     ]
     assert sorted(metrics.jobs) == [("failed_system", "result_too_large"), ("succeeded", None)]
     assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
+    # only the small result is a success: the large one would otherwise end each streak it starts
+    assert monitor.successes == ["external"]
     assert queue_depth(vhost, topology.PARKED_QUEUE) == 0 and queue_depth(vhost, topology.DLQ) == 0
+
+
+def test_a_result_odoo_failed_whose_answer_was_lost_still_counts_as_a_failure(vhost, odoo, channel):
+    # Odoo failed the request on the result, but its answer never came back (a timeout on a large
+    # body): the worker's repeat of the same event is a duplicate, which must still say so
+    odoo.max_result_bytes = 4 * 1024
+    odoo.lose_next_answer.add("/ai/generation/result")
+    message = job_message("large answer, answer lost")
+    large = GenerationOutput("x" * (8 * 1024), None, {"total_tokens": 3})
+    monitor, metrics = RecordingMonitor(), RecordingMetrics()
+    backends = {"external": ScriptedBackend().on("large", large)}
+    with RunningWorker(Worker(worker_config(vhost, odoo), backends, monitor=monitor, metrics=metrics)):
+        publish(channel, message)
+        wait_until(lambda: terminal_ids(odoo, [message["generation_request_id"]]), 20, "terminal")
+        wait_until(lambda: metrics.jobs, 10, "counted")
+    results = odoo.calls_for(message["generation_request_id"], "/ai/generation/result")
+    assert [call.answer["duplicate"] for call in results] == [False, True]  # the lost one, the repeat
+    assert metrics.jobs == [("failed_system", "result_too_large")]
+    assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
+    assert monitor.successes == []
+
+
+def test_a_parked_result_is_a_success_for_the_alert_monitor_once_odoo_keeps_it(vhost, odoo, channel):
+    message = job_message("parked answer")
+    odoo.down()
+    monitor = RecordingMonitor()
+    config = worker_config(vhost, odoo, callback_patience=0.3, drain_interval=0.2)
+    with RunningWorker(Worker(config, {"external": ScriptedBackend()}, monitor=monitor)):
+        publish(channel, message)
+        wait_until(lambda: queue_depth(vhost, topology.PARKED_QUEUE) == 1, 20, "parked")
+        assert monitor.successes == []  # Odoo may yet fail the request on it
+        odoo.up()
+        wait_until(lambda: monitor.successes, 20, "heard by the monitor")
+    assert odoo.state(message["generation_request_id"]).status == "succeeded"
+    assert monitor.successes == ["external"] and monitor.failures == []
 
 
 def test_a_parked_result_odoo_fails_for_its_size_is_heard_by_the_alert_monitor(vhost, odoo, channel):

@@ -22,6 +22,8 @@ from worker.processing import (
     REFUSED,
     SUCCEEDED,
     Processor,
+    failed_by_odoo,
+    odoo_failure_verdict,
 )
 from worker.reporting import OdooReporter, ReporterConfig
 
@@ -274,3 +276,32 @@ def test_a_request_odoo_does_not_know_is_refused_before_any_ai_call(odoo, report
     backend = ScriptedBackend()
     outcome = run(backend, reporter, make_job())
     assert outcome.kind == REFUSED and "404" in outcome.reason and backend.calls == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "failed"),
+    [
+        ({"status": "failed", "duplicate": False, "error_type": "result_too_large"}, True),
+        # a repeat whose first answer was lost: Odoo says this event failed the request
+        ({"status": "failed", "duplicate": True, "failed_by_this_event": True}, True),
+        # failed by something else first (the deadline reaper): the result came too late
+        ({"status": "failed", "duplicate": True, "failed_by_this_event": False}, False),
+        ({"status": "failed", "duplicate": True}, False),  # an Odoo that does not say
+        ({"status": "succeeded", "duplicate": False}, False),
+        ({"status": "succeeded", "duplicate": True}, False),
+        (None, False),
+    ],
+)
+def test_whether_odoo_failed_the_request_on_a_result(answer, failed):
+    assert failed_by_odoo(answer) is failed
+
+
+def test_the_verdict_on_a_result_odoo_failed_is_the_taxonomy_row_of_its_error_type():
+    # every error type Odoo may name, not only the one that has a signal rule (result_too_large)
+    verdict = odoo_failure_verdict({"status": "failed", "error_type": "model_timeout"})
+    assert (verdict.error_type, verdict.side) == ("model_timeout", "system")
+    user = odoo_failure_verdict({"status": "failed", "error_type": "content_policy"})
+    assert (user.error_type, user.side, user.retry_suggestion) == ("content_policy", "user", None)
+    assert user.specific_guidance
+    assert odoo_failure_verdict({"status": "failed", "error_type": "no such type"}).error_type == "unknown"
+    assert odoo_failure_verdict({"status": "failed"}).error_type == "result_too_large"

@@ -149,19 +149,27 @@ def _callback_lock_statement(names):
     return SQL(
         """
         SELECT 1 FROM ai_generation_request WHERE uuid = %%s FOR UPDATE;
-        SELECT r.id, %s, e.request_id, e.kind,
+        SELECT r.id, %s, e.request_id, e.kind, e.state_after,
                (SELECT COALESCE(SUM(hold_amount), 0) FROM ai_credit_ledger_line WHERE request_id = r.id),
                u.company_id, u.partner_id, p.lang, a.id, a.balance, a.held
           FROM ai_generation_request r
           JOIN res_users u ON u.id = r.user_id
           JOIN res_partner p ON p.id = u.partner_id
           LEFT JOIN ai_credit_account a ON a.user_id = u.id
-          LEFT JOIN LATERAL (SELECT request_id, kind FROM ai_generation_event WHERE event_id = %%s LIMIT 1) e
+          LEFT JOIN LATERAL (
+               SELECT request_id, kind, state_after FROM ai_generation_event WHERE event_id = %%s LIMIT 1
+               ) e
             ON TRUE
          WHERE r.uuid = %%s
         """,
         SQL(", ").join(SQL.identifier("r", name) for name in names),
     ).code
+
+
+def _fails(kind, state_after):
+    """Whether a callback of ``kind`` that left the request in ``state_after`` failed it: a failure, or
+    a result Odoo did not keep (a notify only words a failure already there)."""
+    return kind in ("failure", "result") and state_after == states.FAILED
 
 
 # what _lock_for_callback read with the lock: the credits still held for the request, the owner's account
@@ -764,7 +772,8 @@ class AiGenerationRequest(models.Model):
     @api.model
     def _lock_for_callback(self, request_uuid, event_id):
         """``_lock_by_uuid`` with, in the same round trip, the event already recorded under
-        ``event_id`` ((request id, kind), or None) and the CallbackReads: (request, seen, reads). The
+        ``event_id`` ((request id, kind, state after it), or None) and the CallbackReads: (request, seen,
+        reads). The
         owner and the account are left in the cache, as load_owner and _find_for_user leave them."""
         self.env.flush_all()
         loaded = self._loaded_on_lock()
@@ -776,9 +785,9 @@ class AiGenerationRequest(models.Model):
             raise NotFound(f"No generation request {request_uuid}.")
         width = len(loaded) + 1
         request = self._cache_locked(loaded, row[:width])
-        seen_request_id, seen_kind, hold, company_id, partner_id, lang, *account_row = row[width:]
+        seen_request_id, seen_kind, seen_state, hold, company_id, partner_id, lang, *account_row = row[width:]
         cache_owner(request.user_id, company_id, partner_id, lang)
-        seen = (seen_request_id, seen_kind) if seen_request_id is not None else None
+        seen = (seen_request_id, seen_kind, seen_state) if seen_request_id is not None else None
         return request, seen, request._callback_reads(hold, *account_row)
 
     def _loaded_on_lock(self):
@@ -808,13 +817,14 @@ class AiGenerationRequest(models.Model):
             # looked up after the lock: it sees the same event committed by a callback that held it
             request, seen, reads = self._lock_for_callback(payload["generation_request_id"], event_id)
             if seen:
-                seen_request_id, seen_kind = seen
+                seen_request_id, seen_kind, seen_state = seen
                 if seen_request_id != request.id or seen_kind != kind:
                     whose = "another request" if seen_request_id != request.id else "this request"
                     raise Conflict(
                         f"event_id {event_id} was already used for a {seen_kind} callback of {whose}."
                     )
-                return request._callback_answer(duplicate=True)
+                # a repeat whose first answer was lost: it still says whether this event failed it
+                return request._callback_answer(duplicate=True, failed_it=_fails(kind, seen_state))
         else:
             request, reads = self._lock_by_uuid(payload["generation_request_id"]), None
         if kind == "notify":  # the worker words it in English (the taxonomy's): the owner reads theirs
@@ -843,13 +853,17 @@ class AiGenerationRequest(models.Model):
             if recorded is None:
                 raise Conflict(f"event_id {event_id} was already used for a callback of another request.")
             request.invalidate_recordset(["event_ids"])
-        return request._callback_answer(duplicate=not changed)
+        return request._callback_answer(
+            duplicate=not changed, failed_it=changed and _fails(kind, request.state)
+        )
 
     def _in_owner_language(self, payload):
         texts = ("user_message", "retry_suggestion", "specific_guidance")
         return {k: owner_text(self.user_id, v) if k in texts else v for k, v in payload.items()}
 
-    def _callback_answer(self, duplicate):
+    def _callback_answer(self, duplicate, failed_it=False):
+        """The callback's answer; ``failed_it`` when the callback's event (this time or the first time
+        it came) is the one that failed the request."""
         answer = {
             "generation_request_id": self.uuid,
             "status": self.state,
@@ -860,6 +874,7 @@ class AiGenerationRequest(models.Model):
             # a result callback can end in a failure (a result over the size Odoo keeps): the worker
             # counts it as the failure it is, not as the success it sent
             answer["error_type"] = self.error_type or "unknown"
+            answer["failed_by_this_event"] = bool(failed_it)
         return answer
 
     # each _on_<kind> gets what the lock read (CallbackReads, or None: then what it needs is read)

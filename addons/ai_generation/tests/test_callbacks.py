@@ -86,6 +86,7 @@ class TestCallbacks(AiGenerationCase):
             (answer["status"], answer["duplicate"], answer["credits_charged"], answer["error_type"]),
             ("failed", False, 0, "result_too_large"),
         )
+        self.assertIs(answer["failed_by_this_event"], True)
         self.assertEqual(
             (request.error_type, request.error_side, request.result_output, request.attempt),
             ("result_too_large", "system", False, 2),
@@ -97,9 +98,30 @@ class TestCallbacks(AiGenerationCase):
         self.assertIn("not charged", expected)
         self.assertEqual(self.lines(request).mapped("kind"), ["hold", "release"])
         self.assertEqual(self.bus_updates(self.alice)[-1]["error_type"], "result_too_large")
-        # the same event again is its duplicate; the next result of this request changes nothing
-        self.assertEqual(self.callback("result", request, event_id=evt, output="€" * 683)["duplicate"], True)
-        self.assertTrue(self.callback("result", request, output="small")["duplicate"])
+        # the same event again is its duplicate, which still says it failed the request (its first
+        # answer may have been lost); the next result of this request changes nothing
+        again = self.callback("result", request, event_id=evt, output="€" * 683)
+        self.assertEqual((again["duplicate"], again["failed_by_this_event"]), (True, True))
+        later = self.callback("result", request, event_id=event_id(), output="small")
+        self.assertEqual((later["duplicate"], later["failed_by_this_event"]), (True, False))
+        # a failure callback fails the request too, and says so again when repeated
+        failing, failure_evt = self.new_request(self.alice), event_id()
+        for _ in range(2):
+            failed = self.callback(
+                "failure", failing, event_id=failure_evt, **self.failure_payload("provider_timeout")
+            )
+            self.assertEqual(
+                (failed["error_type"], failed["failed_by_this_event"]), ("provider_timeout", True)
+            )
+        # its notify words the failure, it did not make it
+        notify = self.callback(
+            "notify",
+            request,
+            error_type="result_too_large",
+            user_message=SYSTEM_MESSAGE,
+            retry_suggestion="x",
+        )
+        self.assertFalse(notify["failed_by_this_event"])
         self.assertEqual(request.state, "failed")
         # the limit is the output and the output URL together, and a result at it is kept
         kept = self.callback("result", at_limit, output="a" * 1024, output_url="b" * 1024)
