@@ -132,12 +132,9 @@ class ParkedDrainer:
             self.monitor.record_failure(result.body["backend"], classify(TOO_LARGE_SIGNAL), request_id)
             return
         result_answers = [a for cb, a in zip(callbacks, answers, strict=True) if cb.path == RESULT]
-        if not result_answers:
-            return
+        if not result_answers or not failed_by_odoo(result_answers[0]):
+            return  # its success was told when it was parked (Processor.result_taken)
         result = next(cb for cb in callbacks if cb.path == RESULT)
-        if not failed_by_odoo(result_answers[0]):
-            self.monitor.record_success(result.body["backend"])  # as Processor.result_taken
-            return
         request_id = result.body.get("generation_request_id")
         log.error("odoo failed the request on its parked result", extra={"request_id": request_id})
         verdict = odoo_failure_verdict(result_answers[0])

@@ -85,6 +85,8 @@ class JobPipeline:
                 outcome = self.processor.result_refused_as_too_large(job, outcome)
                 self.reporter.deliver(outcome.callbacks)
         except OdooUnavailable as exc:
+            if outcome.kind == SUCCEEDED:
+                self.processor.result_taken(outcome)
             log.error(
                 "odoo unavailable; outcome parked",
                 extra={"request_id": job.request_id, "outcome": outcome.kind, "error": str(exc)},

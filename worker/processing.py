@@ -236,8 +236,11 @@ class Processor:
         return self._failed(job, succeeded.backend, succeeded.attempts, signal, verdict)
 
     def result_taken(self, succeeded: Outcome) -> None:
-        """Odoo took the result without failing the request on it: only now is the success one for the
-        alert monitor (it ends the backend's streak), since Odoo may still fail the request on it."""
+        """The AI's success, for the alert monitor (it ends the backend's streak): told once Odoo took
+        the result without failing the request on it, or once the result is parked. Not when the AI
+        answers, since Odoo may fail the request on the result; not when a parked one is drained
+        later, since Odoo being down is no failure of the backend's and a success drained hours later
+        must not end a streak that is building now."""
         self.monitor.record_success(succeeded.backend)
 
     def result_failed_by_odoo(self, job: Job, succeeded: Outcome, answer: dict) -> Outcome:

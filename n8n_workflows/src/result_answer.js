@@ -10,7 +10,7 @@ let event = item.event;
 const failedByThis = 'failed_by_this_event' in answer ? answer.failed_by_this_event : !answer.duplicate;
 if (answer.status === 'failed' && failedByThis) {
   const named = answer.error_type || 'result_too_large';
-  const errorType = named in TAXONOMY.error_types ? named : 'unknown';
+  const errorType = Object.prototype.hasOwnProperty.call(TAXONOMY.error_types, named) ? named : 'unknown';
   const row = TAXONOMY.error_types[errorType];
   event = {
     event: 'failure', backend: item.result.backend, error_type: errorType, side: row.side,
