@@ -24,6 +24,8 @@ DEFAULTS = {
     "AIGEN_GATEWAY_BURST": "20",
     "AIGEN_GATEWAY_LOGIN_RATE": "30r/m",
     "AIGEN_GATEWAY_LOGIN_BURST": "10",
+    # twice ai_generation.max_result_bytes' default (16 MiB) plus 64 KiB, rounded up: what Odoo reads
+    "AIGEN_GATEWAY_CALLBACK_MAX_BODY": "33m",
 }
 
 MAIN_CONF = """\
@@ -108,6 +110,7 @@ class Gateway:
     burst: int = int(DEFAULTS["AIGEN_GATEWAY_BURST"])
     login_rate: str = DEFAULTS["AIGEN_GATEWAY_LOGIN_RATE"]
     login_burst: int = int(DEFAULTS["AIGEN_GATEWAY_LOGIN_BURST"])
+    callback_max_body: str = DEFAULTS["AIGEN_GATEWAY_CALLBACK_MAX_BODY"]
     prefix: Path | None = None
     proc: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -127,6 +130,7 @@ class Gateway:
             "AIGEN_GATEWAY_BURST": str(self.burst),
             "AIGEN_GATEWAY_LOGIN_RATE": self.login_rate,
             "AIGEN_GATEWAY_LOGIN_BURST": str(self.login_burst),
+            "AIGEN_GATEWAY_CALLBACK_MAX_BODY": self.callback_max_body,
         }
 
     def start(self, timeout: float = 15) -> "Gateway":

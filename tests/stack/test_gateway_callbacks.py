@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from devstack.gateway import TEMPLATE
+from devstack.gateway import TEMPLATE, render
 from tests.stack.conftest import start_gateway
 from tests.stack.facts import ADDON, addon_routes, module_int
 from tests.stack.rawhttp import request
@@ -141,7 +141,11 @@ def test_neighbours_of_the_prefixes_still_reach_odoo(opened, odoo):
 
 
 def callback_body_limit_of_the_template() -> int:
-    location = TEMPLATE.read_text().split("location ~* ^/(?:ai|notify)", 1)[1].split("proxy_pass", 1)[0]
+    """The callback location's client_max_body_size as rendered with the defaults, in bytes."""
+    rendered = render(
+        {"AIGEN_GATEWAY_LISTEN": "8080", "AIGEN_GATEWAY_ODOO": "o", "AIGEN_GATEWAY_ODOO_BUS": "o"}
+    )
+    location = rendered.split("location ~* ^/(?:ai|notify)", 1)[1].split("proxy_pass", 1)[0]
     number = re.search(r"client_max_body_size (\d+)m;", location).group(1)
     return int(number) * 1024 * 1024
 
@@ -151,6 +155,21 @@ def test_the_callbacks_take_the_bodies_odoo_reads():
     # retried it, then parked it and replayed it for good
     default = module_int(ADDON / "pure" / "result_limits.py", "DEFAULT_MAX_RESULT_BYTES")
     assert callback_body_limit_of_the_template() >= 2 * default + 64 * 1024
+    assert "${AIGEN_GATEWAY_CALLBACK_MAX_BODY}" in TEMPLATE.read_text()
+
+
+def test_the_callback_body_limit_follows_its_variable(odoo):
+    # an operator who raises ai_generation.max_result_bytes, or lowers it, sets the gateway's with it
+    small = start_gateway(odoo.address, callback_allow="127.0.0.1", callback_max_body="2m")
+    try:
+        body = b'{"output": "' + b"a" * (1024 * 1024) + b'"}'
+        assert request(small.port, "POST", "/ai/generation/result", body=body).status == 200
+        before = len(odoo.seen)
+        answer = request(small.port, "POST", "/ai/generation/result", body=b"a" * (3 * 1024 * 1024))
+        assert answer.status == 413 and answer.json()["error"]["code"] == "payload_too_large"
+        assert odoo.seen[before:] == []
+    finally:
+        small.stop()
 
 
 def test_a_large_result_reaches_odoo_and_a_larger_body_is_a_json_413(opened, odoo):
