@@ -6,7 +6,13 @@ real stack (test_pwa_browser.py's), one fresh page each. Each test is a defect a
 - an image the provider returned as base64 (a data: URL) was never shown, though paid for;
 - a session ended in another tab left a running request frozen, the sign-in never shown;
 - a page instead of the API's answer (a captive portal's) showed NaN credits and lost the prompt;
-- signing out left the user's draft in the form for the next user of the device.
+- signing out left the user's draft in the form for the next user of the device;
+- a sign-out the server never got showed the sign-in form, the session still valid (a shared device);
+- the account bar (credits, "Sign out") showed on the sign-in form: its CSS beat the hidden attribute;
+- the offline state never cleared without a reload, after one 503 at sign-in;
+- the service worker's offline copy of the config kept who was signed in;
+- a two-step-verification account was told "Wrong login or password";
+- the answer to a create the bus had already announced took its hold off the credits a second time.
 """
 
 import base64
@@ -95,8 +101,10 @@ def test_a_create_whose_answer_was_lost_is_asked_again_with_its_key(stack, page)
     sign_in(page)
     keys = create_keys(page)
     shown = page.locator("#history > li").count()
+    credits = int(page.locator("#credits-available").inner_text())
     marker = "[lost-answer]"
-    stack.fake.on(marker, fo.text("a poem"), fo.text("a second poem"))
+    # slow enough that the success (which would show the right credits anyway) comes after the checks
+    stack.fake.on(marker, fo.text("a poem", delay=8), fo.text("a second poem"))
 
     def lose_the_answer(route):
         if route.request.method == "POST":
@@ -114,7 +122,10 @@ def test_a_create_whose_answer_was_lost_is_asked_again_with_its_key(stack, page)
     page.unroute("**/api/v1/generations")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#history > li")).to_have_count(shown + 1)
+    expect(page.get_by_label("Prompt")).to_have_value("")  # the replayed answer came back
     assert len(keys) == 2 and keys[0] == keys[1], keys
+    # the bus announced the request with the credits after its hold: the replay takes nothing off again
+    assert page.locator("#credits-available").inner_text() == str(credits - 7)
     (accepted,) = server_requests(page, marker)  # one request, held (and charged) once
     wait_status(page, accepted["request_id"], "succeeded")
     assert page.get_by_label("Prompt").input_value() == ""
@@ -250,5 +261,84 @@ def test_signing_out_leaves_nothing_of_the_user_in_the_form(stack, page):
         " document.getElementById('credits-available').textContent]"
     )
     assert left == ["", 0, ""]
+    expect(page.locator("#account")).to_be_hidden()  # no credits, no "Sign out" on the sign-in form
     sign_in(page)
     assert page.get_by_label("Prompt").input_value() == ""
+
+
+def test_a_sign_out_the_server_did_not_get_says_so_and_keeps_the_user_signed_in(stack, page):
+    sign_in(page)
+    page.route("**/web/session/destroy", lambda route: route.abort("connectionreset"))
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#connection")).to_contain_text("still signed in")
+    expect(page.locator("#generate-section")).to_be_visible()
+    assert page.locator("#sign-in-section").is_hidden()
+    # a gateway's 503 during a restart is no sign-out either
+    page.unroute("**/web/session/destroy")
+    page.route("**/web/session/destroy", lambda route: route.fulfill(status=503, body="busy"))
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("#connection")).to_contain_text("still signed in")
+    page.unroute("**/web/session/destroy")
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Email or login").wait_for()
+    expect(page.locator("#connection")).to_have_text("")
+    page.reload()  # and the server agrees
+    page.get_by_label("Email or login").wait_for()
+    assert page.evaluate("document.body.dataset.ready") is None
+
+
+def test_one_503_at_sign_in_leaves_the_offline_state_by_itself(stack, page):
+    page.route("**/api/v1/models", lambda route: route.fulfill(status=503, body="restarting"), times=1)
+    page.goto("/ai_generation/app")
+    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
+    page.get_by_label("Password").fill(PORTAL_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("body[data-offline=true]")
+    page.get_by_label("Prompt").fill("a draft written meanwhile")
+    page.wait_for_selector("body[data-ready=true]", timeout=20000)  # the app tried again, alone
+    assert page.evaluate("document.body.dataset.offline") is None
+    expect(page.locator("#connection")).not_to_contain_text("cannot be reached")
+    assert page.get_by_label("Model").locator("option").count() > 0
+    assert page.get_by_label("Prompt").input_value() == "a draft written meanwhile"
+
+
+def test_the_offline_copy_of_the_config_keeps_nobody_signed_in(stack, page):
+    sign_in(page)
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    page.reload()  # config.json through the service worker now
+    page.wait_for_selector("body[data-ready=true]")
+    kept = page.evaluate(
+        """async () => {
+            for (const name of await caches.keys()) {
+                const hit = await (await caches.open(name)).match('/ai_generation/app/config.json');
+                if (hit) return await hit.json();
+            }
+            return null;
+        }"""
+    )
+    assert kept is not None, "the service worker kept no config for offline use"
+    assert kept["user"] is None and kept["offline"] is True
+    assert kept["db"]
+
+
+def test_a_two_step_verification_account_is_told_where_to_sign_in(stack, page):
+    # Odoo's /web/session/authenticate answers {"uid": null} when the password was right and the account
+    # asks for a second factor (web/controllers/session.py), an error for a wrong password
+    page.route(
+        "**/web/session/authenticate",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body='{"jsonrpc": "2.0", "id": null, "result": {"uid": null}}',
+        ),
+    )
+    page.goto("/ai_generation/app")
+    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
+    page.get_by_label("Password").fill(PORTAL_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-error")).to_contain_text("two-step verification")
+    expect(page.locator("#sign-in-error")).to_contain_text("/web/login")
+    page.unroute("**/web/session/authenticate")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-error")).to_have_text("Wrong login or password.")

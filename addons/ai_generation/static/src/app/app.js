@@ -25,7 +25,10 @@ const app = {
     unsubscribe: [],
     submitting: false, // a create on its way
     unanswered: null, // {asked, key}: the create whose answer was lost, sent again with its key
+    recovery: null, // the timer of the next try to reach the server while offline
 };
+const RECOVERY_FIRST_MS = 2000;
+const RECOVERY_MAX_MS = 30000;
 
 // ---------------------------------------------------------------------------------------- start
 registerServiceWorker();
@@ -33,8 +36,10 @@ document.addEventListener("DOMContentLoaded", start);
 
 async function start() {
     bindForms();
+    window.addEventListener("online", () => recover());
     app.config = await loadConfig();
-    if (!app.config) {
+    // offline, the service worker answers its copy of the config: without the user, marked offline
+    if (!app.config || app.config.offline) {
         showOffline();
         return;
     }
@@ -69,6 +74,42 @@ function showOffline() {
     );
     document.body.dataset.offline = "true";
     $("sign-in-section").hidden = true;
+    scheduleRecovery();
+}
+
+// offline is a state the app leaves by itself: it tries again, sooner when the browser says it is back
+function scheduleRecovery(delay = RECOVERY_FIRST_MS) {
+    if (app.recovery === null) {
+        app.recovery = setTimeout(() => recover(Math.min(delay * 2, RECOVERY_MAX_MS)), delay);
+    }
+}
+
+async function recover(nextDelay = RECOVERY_FIRST_MS) {
+    clearTimeout(app.recovery);
+    app.recovery = null;
+    if (document.body.dataset.offline !== "true") {
+        return;
+    }
+    const config = await loadConfig();
+    if (!config || config.offline) {
+        scheduleRecovery(nextDelay);
+        return;
+    }
+    const sameUser = Boolean(config.user) && config.user.login === app.config?.user?.login;
+    const draft = sameUser ? $("prompt").value : "";
+    delete document.body.dataset.offline;
+    setConnection("");
+    app.config = config;
+    $("db-field").hidden = Boolean(config.db);
+    if (!config.user) {
+        leave();
+        showSignIn();
+        return;
+    }
+    await enter();
+    if (draft && !$("prompt").value) {
+        $("prompt").value = draft; // what the user was writing when the server went away
+    }
 }
 
 function setConnection(text) {
@@ -119,8 +160,15 @@ async function signIn(event) {
         if (!answer) {
             throw new Error(NOT_THE_API);
         }
-        if (answer.error || !answer.result?.uid) {
+        if (answer.error) {
             throw new Error("Wrong login or password.");
+        }
+        if (!answer.result?.uid) {
+            // Odoo's answer when the password was right but the account asks for a second factor
+            throw new Error(
+                "This account signs in with two-step verification, which this app cannot ask for: " +
+                    "sign in on the server's login page (/web/login), then open the app again."
+            );
         }
         $("password").value = "";
         app.config = (await loadConfig()) || app.config;
@@ -135,18 +183,36 @@ async function signIn(event) {
 }
 
 async function signOut() {
+    const button = $("sign-out");
+    button.disabled = true;
+    let ended = false;
     try {
-        await fetch("/web/session/destroy", {
+        const response = await fetch("/web/session/destroy", {
             method: "POST",
             credentials: "same-origin",
             headers: {"Content-Type": "application/json"},
             body: JSON.stringify({jsonrpc: "2.0", method: "call", params: {}}),
         });
+        const answer = response.ok ? await response.json().catch(() => null) : null;
+        // 100: the session had already ended (expired, or signed out in another tab)
+        ended = Boolean(answer) && (!answer.error || answer.error.code === 100);
+    } catch {
+        ended = false;
     } finally {
-        leave();
-        app.config = (await loadConfig()) || app.config;
-        showSignIn();
+        button.disabled = false;
     }
+    if (!ended) {
+        // on a shared device, "signed out" must be true: the session is still valid on the server
+        setConnection(
+            "You are still signed in: the server could not be reached to sign you out. Try again in a moment."
+        );
+        button.focus();
+        return;
+    }
+    setConnection("");
+    leave();
+    app.config = (await loadConfig()) || app.config;
+    showSignIn();
 }
 
 // ---------------------------------------------------------------------------------------- signed in
@@ -336,8 +402,18 @@ async function ask(generation) {
         throw new ApiError(200, {error: {code: "not_json", message: NOT_THE_API}});
     }
     app.unanswered = null;
-    upsert({...accepted, ...generation, message: "Your request was accepted and is waiting for a worker."});
-    showCredits((app.available ?? 0) - accepted.credits_reserved);
+    if (app.items.has(accepted.request_id)) {
+        // the bus told this tab first (or this is the answer to a create asked again): the row is
+        // newer than this answer, and the credits shown already count the hold (or are asked for)
+        refreshCredits().catch(() => {});
+    } else {
+        upsert({
+            ...accepted,
+            ...generation,
+            message: "Your request was accepted and is waiting for a worker.",
+        });
+        showCredits((app.available ?? 0) - accepted.credits_reserved);
+    }
     follow(accepted.request_id);
     return accepted;
 }

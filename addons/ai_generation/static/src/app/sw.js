@@ -61,13 +61,22 @@ async function fromCacheThenRefresh(event, key) {
     return (await refresh) || Response.error();
 }
 
+// the config as kept for offline use: who was signed in is not kept (a shared device, a session that
+// ends meanwhile), and the copy says it is one, so the app knows the server was not reached
+async function offlineCopy(response) {
+    const config = await response.clone().json();
+    return new Response(JSON.stringify({...config, user: null, offline: true}), {
+        headers: {"Content-Type": "application/json", "Cache-Control": "no-store"},
+    });
+}
+
 async function networkThenCache(event, key) {
-    // who is signed in changes: the network's answer first; the last one seen when offline
+    // who is signed in changes: the network's answer first; the copy kept when offline
     const cache = await caches.open(CACHE);
     try {
         const response = await fetch(event.request);
         if (response.ok) {
-            cache.put(key, response.clone());
+            await cache.put(key, await offlineCopy(response));
             return response;
         }
         return (await cache.match(key)) || response;
