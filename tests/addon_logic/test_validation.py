@@ -1,5 +1,8 @@
+import json
+
 import pytest
-from aigen_pure import pricing, validation
+from aigen_pure import contracts, pricing, validation
+from aigen_pure.errors import ValidationFailed
 from aigen_pure.validation import InvalidRequest, Limits, PayloadTooLarge, validate_generation
 
 GOOD = {
@@ -48,6 +51,68 @@ def test_every_bad_field_is_named():
     ]
     assert "between 1 and 4" in fields["params.n"]
     assert "1024x1024" in fields["params.size"]
+
+
+def _answer(caught):
+    """The 400's body the API sends for an InvalidRequest (controllers/api.py), checked against its schema."""
+    body = ValidationFailed(str(caught.value), caught.value.fields).body()
+    assert not list(contracts.validator("error_response.json").iter_errors(body))
+    return body["error"]
+
+
+def test_a_body_of_many_bad_fields_answers_with_the_first_20_and_a_count():
+    # 1 MiB of unknown keys was a 3.4 MB answer: one field entry each, and every name in the message
+    keys = [f"k{i:06d}" for i in range(80000)]
+    raw = json.dumps(dict(GOOD, **dict.fromkeys(keys, 0)), separators=(",", ":")).encode()
+    assert len(raw) <= 1024 * 1024
+    body = validation.parse_json_object(raw)
+    with pytest.raises(InvalidRequest) as caught:
+        validate_generation(body)
+    error = _answer(caught)
+    assert len(json.dumps(error)) < 4096
+    assert sorted(error["fields"]) == keys[:20]
+    assert error["fields_omitted"] == len(keys) - 20
+    assert error["message"] == (
+        f"The request has {len(keys)} invalid fields: "
+        + ", ".join(keys[:20])
+        + f" and {len(keys) - 20} more."
+    )
+    # the same for values the database refuses, found while parsing
+    with pytest.raises(InvalidRequest) as caught:
+        validation.parse_json_object(json.dumps(dict.fromkeys(keys[:1000], "\x00")))
+    error = _answer(caught)
+    assert (len(error["fields"]), error["fields_omitted"]) == (20, 980)
+
+
+def test_a_long_field_name_is_cut_short_in_the_answer():
+    with pytest.raises(InvalidRequest) as caught:
+        validate_generation(dict(GOOD, **{"x" * 500000: 1}))
+    error = _answer(caught)
+    assert list(error["fields"]) == ["x" * 99 + "…"]
+    assert "fields_omitted" not in error
+    assert len(json.dumps(error, ensure_ascii=False).encode()) < 1024
+
+
+def test_a_few_bad_fields_are_all_named():
+    with pytest.raises(InvalidRequest) as caught:
+        validate_generation(dict(GOOD, backend="cloud", extra=1))
+    error = _answer(caught)
+    assert error["fields"] == {
+        "backend": "Required; must be one of: external, internal.",
+        "extra": "Unknown field.",
+    }
+    assert error["message"] == "The request has invalid fields: backend, extra"
+    assert "fields_omitted" not in error
+
+
+def test_database_refuses_a_nul_or_a_lone_surrogate():
+    # what an API key is checked for before its lookup (models/res_users_apikeys.py)
+    assert [validation.database_refuses(t) for t in ("0123abcd", "é€", "ab\x00", "\ud800")] == [
+        False,
+        False,
+        True,
+        True,
+    ]
 
 
 def test_params_must_be_an_object():

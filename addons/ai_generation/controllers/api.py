@@ -19,6 +19,7 @@ from ..pure.errors import ApiError, NotFound, PayloadTooLargeError, ValidationFa
 _logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
+RECENT_LINES = 20  # ledger lines in GET /api/v1/credits
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ROUTE_OPTIONS = {"type": "http", "auth": "ai_generation_api", "csrf": False, "save_session": False}
 
@@ -112,7 +113,7 @@ class GenerationApi(http.Controller):
             count = self._own_requests(domain, count=True)
             return json_response(
                 {
-                    "items": [r._api_body(result_limit=LIST_RESULT_LIMIT) for r in items],
+                    "items": items._api_list_bodies(LIST_RESULT_LIMIT),
                     "count": count,
                     "limit": limit,
                     "offset": offset,
@@ -125,7 +126,19 @@ class GenerationApi(http.Controller):
     def read_credits(self, **_kwargs):
         # a read: a user without an account yet has zero credits, and nothing is written
         account = request.env["ai.credit.account"].sudo()._find_for_user(request.env.user)
-        lines = account.line_ids.sorted("id", reverse=True)[:20]
+        Lines = request.env["ai.credit.ledger.line"].sudo()
+        # the newest lines only, read with their search: line_ids read the whole ledger, a cost growing
+        # with its history
+        lines = (
+            Lines.search_fetch(
+                [("account_id", "=", account.id)],
+                ["kind", "amount", "hold_amount", "reason", "request_id", "date"],
+                order="id desc",
+                limit=RECENT_LINES,
+            )
+            if account
+            else Lines
+        )
         return json_response(
             {
                 "balance": account.balance,

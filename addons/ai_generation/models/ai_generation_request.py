@@ -223,8 +223,9 @@ class AiGenerationRequest(models.Model):
     retry_suggestion = fields.Char(readonly=True)
     specific_guidance = fields.Char(readonly=True)
     charge_note = fields.Char(readonly=True)
-    result_output = fields.Text("Output", readonly=True)
-    result_url = fields.Char("Output URL", readonly=True)
+    # not prefetched with the other fields: results may be MiBs each, and a list page leaves large ones out
+    result_output = fields.Text("Output", readonly=True, prefetch="result")
+    result_url = fields.Char("Output URL", readonly=True, prefetch="result")
     usage = fields.Json(readonly=True)
     dispatch_state = fields.Selection(
         # "held": never published by the outbox cron (demo data, or a request an admin holds back);
@@ -466,22 +467,52 @@ class AiGenerationRequest(models.Model):
             "status_url": self._status_url(),
         }
 
-    def _api_body(self, result_limit=None):
+    def _api_list_bodies(self, result_limit):
+        """``_api_body(result_limit)`` of each request, without reading a result left out.
+
+        A result's JSON is never shorter than its texts' UTF-8 bytes (ensure_ascii=False, see
+        _json_size): a result whose bytes (octet_length, in SQL) exceed the limit is over it unread; the
+        others are read and measured exactly, as ``_api_body`` measures them."""
+        if not self:
+            return []
+        self.flush_recordset(["state", "result_output", "result_url"])
+        self.env.cr.execute(
+            SQL(
+                """
+                SELECT id FROM ai_generation_request
+                 WHERE id IN %s AND state = %s
+                   AND coalesce(octet_length(result_output), 0) + coalesce(octet_length(result_url), 0) <= %s
+                """,
+                tuple(self.ids),
+                states.SUCCEEDED,
+                result_limit,
+            )
+        )
+        within = self.browse(row[0] for row in self.env.cr.fetchall())
+        within.fetch(["result_output", "result_url"])  # their own fetch: the other rows' stay unread
+        readable = set(within.ids)
+        return [
+            request._api_body(result_limit=result_limit, result_over_limit=request.id not in readable)
+            for request in self
+        ]
+
+    def _api_body(self, result_limit=None, result_over_limit=False):
         """The request as the owner sees it through GET /api/v1/generations[/<id>].
 
         With ``result_limit`` (bytes of JSON, a list page's) a larger result is left out:
-        ``result_included`` is false and the client reads it with GET ``status_url``."""
+        ``result_included`` is false and the client reads it with GET ``status_url``.
+        ``result_over_limit`` says the caller knows it is larger (_api_list_bodies): it is not read."""
         self.ensure_one()
 
         def iso(value):
             return amqp.iso(value) if value else None
 
         result = None
-        if self.state == states.SUCCEEDED:
+        available = self.state == states.SUCCEEDED
+        if available and not result_over_limit:
             result = {"output": self.result_output or None, "output_url": self.result_url or None}
             result["usage"] = self.usage or {}
-        available = result is not None
-        if available and result_limit is not None and _json_size(result) > result_limit:
+        if result is not None and result_limit is not None and _json_size(result) > result_limit:
             result = None
         return {
             "request_id": self.uuid,

@@ -1,5 +1,26 @@
 """Errors the public API and the callbacks answer with (schemas/error_response.json)."""
 
+import itertools
+
+# what an answer says per field is bounded: a 1 MiB body of unknown keys was a 3.4 MB answer
+MAX_LISTED_FIELDS = 20
+MAX_FIELD_NAME_CHARS = 100
+MAX_FIELD_MESSAGE_CHARS = 300
+
+
+def _cut(text, limit):
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def listed_fields(fields):
+    """({name: message} of the first MAX_LISTED_FIELDS of ``fields``, names and messages cut short,
+    how many fields were left out)."""
+    listed = {}
+    for name, message in itertools.islice(fields.items(), MAX_LISTED_FIELDS):
+        listed.setdefault(_cut(str(name), MAX_FIELD_NAME_CHARS), _cut(str(message), MAX_FIELD_MESSAGE_CHARS))
+    # two long names cut alike are one entry: the second counts as left out
+    return listed, len(fields) - len(listed)
+
 
 class ApiError(Exception):
     status = 400
@@ -17,7 +38,9 @@ class ApiError(Exception):
     def body(self):
         error = {"code": self.code, "message": self.message}
         if self.fields:
-            error["fields"] = dict(self.fields)
+            error["fields"], omitted = listed_fields(self.fields)
+            if omitted:
+                error["fields_omitted"] = omitted
         return {"error": error}
 
 

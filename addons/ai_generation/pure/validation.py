@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from . import contracts
+from .errors import listed_fields
 
 BACKENDS = ("external", "internal")
 TASKS = ("text", "image")
@@ -36,8 +37,14 @@ class Limits:
 
 class InvalidRequest(ValueError):
     def __init__(self, fields):
-        self.fields = dict(fields)
-        super().__init__("The request has invalid fields: " + ", ".join(sorted(self.fields)))
+        self.fields = dict(sorted(fields.items()))
+        listed, omitted = listed_fields(self.fields)
+        message = "The request has invalid fields: " + ", ".join(listed)
+        if omitted:  # the answer lists the first ones only (pure/errors.py)
+            message = (
+                f"The request has {len(self.fields)} invalid fields: {', '.join(listed)} and {omitted} more."
+            )
+        super().__init__(message)
 
 
 class PayloadTooLarge(ValueError):
@@ -115,6 +122,11 @@ def _text_problem(text):
     if LONE_SURROGATE_RE.search(text):
         return "Must be valid Unicode text: it holds a lone UTF-16 surrogate (\\ud800-\\udfff)."
     return None
+
+
+def database_refuses(text):
+    """Whether PostgreSQL would refuse ``text`` as a query parameter (a NUL, a lone surrogate)."""
+    return _text_problem(text) is not None
 
 
 def _field_name(path):

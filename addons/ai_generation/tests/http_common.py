@@ -1,11 +1,30 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
+import contextlib
 import http.client
 import json
+import logging
 from urllib.parse import urlsplit
 
 from odoo.tests import HttpCase
 
 from .common import AiGenerationMixin
+
+
+@contextlib.contextmanager
+def captured_logs():
+    """Every record Odoo's loggers emit at INFO or above meanwhile (the server's threads included)."""
+    records = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append
+    odoo_logger = logging.getLogger("odoo")
+    level = odoo_logger.level
+    odoo_logger.setLevel(logging.INFO)  # the test config logs warnings only: INFO must reach us too
+    odoo_logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        odoo_logger.removeHandler(handler)
+        odoo_logger.setLevel(level)
 
 
 class AiGenerationHttpCase(AiGenerationMixin, HttpCase):

@@ -2,13 +2,17 @@
 """The public API over real HTTP: status codes, bodies per schemas/api_*.json, own data only."""
 
 import json
+import logging
 import socket
+from unittest import mock
 from urllib.parse import urlsplit
 
+from odoo import models
 from odoo.tests import tagged
 
+from ..models.ai_generation_request import LIST_RESULT_LIMIT, _json_size
 from .common import TEXT_MODEL, TEXT_PRICE
-from .http_common import AiGenerationHttpCase
+from .http_common import AiGenerationHttpCase, captured_logs
 
 BODY = {
     "backend": "external",
@@ -81,6 +85,102 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertEqual((one["result_available"], one["result_included"]), (True, True))
         self.assertEqual(one["result"]["output_url"], image)
 
+    def test_credits_read_the_newest_20_ledger_lines_only(self):
+        # the whole ledger was read on every call (line_ids, then sorted and cut): a cost growing with it
+        for _ in range(48):
+            self.grant(self.alice, 1)
+        self.new_request(self.alice)
+        account = self.account(self.alice)
+        newest = account.line_ids.sorted("id", reverse=True)[:20]  # what the answer held
+        self.assertEqual(len(account.line_ids), 50)
+        expected = [
+            {
+                "kind": line.kind,
+                "amount": line.amount,
+                "hold_amount": line.hold_amount,
+                "reason": line.reason,
+                "request_id": line.request_id.uuid or None,
+                "date": line.date.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            for line in newest
+        ]
+        self.env.invalidate_all()
+        fetched = []
+        fetch_query = models.BaseModel._fetch_query
+
+        def counting(records, query, fields):
+            found = fetch_query(records, query, fields)
+            if records._name == "ai.credit.ledger.line":
+                fetched.extend(found.ids)
+            return found
+
+        with mock.patch.object(models.BaseModel, "_fetch_query", counting):
+            status, credits = self.call("GET", "/api/v1/credits", token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertValid("api_credits.json", credits)
+        self.assertEqual(credits["recent_lines"], expected)
+        self.assertEqual(credits["recent_lines"][0]["kind"], "hold")
+        self.assertEqual(sorted(set(fetched)), sorted(newest.ids))  # the 20 newest read, no other line
+
+    def test_a_list_page_does_not_read_the_results_it_leaves_out(self):
+        # every row's result was read (a prefetched Text field) to be measured: a page of 100 images
+        # loaded hundreds of MB into the Odoo process
+        self.grant(self.alice, 100)
+        base = _json_size({"output": "", "output_url": None, "usage": {}})
+        outputs = {
+            "small": {"output": "a haiku"},
+            "at the limit": {"output": "a" * (LIST_RESULT_LIMIT - base)},
+            # its bytes within the limit, its JSON over it (each quote escaped): read and measured
+            "escaped over": {"output": '"' * (LIST_RESULT_LIMIT - base)},
+            "image": {"output_url": "data:image/png;base64," + "A" * (1024 * 1024)},
+            "large text": {"output": "é" * (LIST_RESULT_LIMIT // 2 + 1)},
+        }
+        requests = {}
+        for name, output in outputs.items():
+            requests[name] = self.new_request(self.alice)
+            self.callback("result", requests[name], **output)
+        requests["running"] = self.new_request(self.alice)
+        expected = {
+            r.uuid: json.loads(json.dumps(r._api_body(result_limit=LIST_RESULT_LIMIT)))  # as before
+            for r in requests.values()
+        }
+        self.assertEqual(
+            {
+                name: (expected[r.uuid]["result_available"], expected[r.uuid]["result_included"])
+                for name, r in requests.items()
+            },
+            {
+                "small": (True, True),
+                "at the limit": (True, True),
+                "escaped over": (True, False),
+                "image": (True, False),
+                "large text": (True, False),
+                "running": (False, False),
+            },
+        )
+        self.env.invalidate_all()
+        read = []
+        fetch_query = models.BaseModel._fetch_query
+
+        def logging_fetch(records, query, fields):
+            found = fetch_query(records, query, fields)
+            if records._name == "ai.generation.request" and {f.name for f in fields} & {
+                "result_output",
+                "result_url",
+            }:
+                read.extend(found.ids)
+            return found
+
+        with mock.patch.object(models.BaseModel, "_fetch_query", logging_fetch):
+            status, listing = self.call("GET", "/api/v1/generations?limit=100", token=self.alice_key)
+        self.assertEqual(status, 200)
+        self.assertValid("api_generation_list.json", listing)
+        self.assertEqual({i["request_id"]: i for i in listing["items"]}, expected)
+        self.assertEqual(
+            sorted(set(read)), sorted(requests[name].id for name in ("small", "at the limit", "escaped over"))
+        )
+        self.assertLess(len(self.last_response.content), 3 * LIST_RESULT_LIMIT)
+
     def test_a_user_sees_only_their_own_requests(self):
         _status, accepted = self.create()
         status, error = self.call("GET", accepted["status_url"], token=self.bob_key)
@@ -95,6 +195,23 @@ class TestHttpApi(AiGenerationHttpCase):
             self.assertEqual((status, error["error"]["code"]), (401, "unauthorized"))
             self.assertEqual(self.call("GET", "/api/v1/credits", token=token)[0], 401)
         self.assertEqual(self.env["ai.generation.request"].sudo().search_count(self.own_requests), 0)
+
+    def test_a_key_with_a_character_postgresql_refuses_is_a_json_401(self):
+        # a NUL in the key's index (its first 8 characters) made the key lookup raise in psycopg2: an
+        # HTML 500 with the key in an ERROR traceback (only Odoo reached directly: nginx refuses a NUL)
+        for token in (
+            "\x00" + self.alice_key[1:],
+            "abc\x00",
+            self.alice_key[:8] + "\x00" + self.alice_key[9:],
+        ):
+            with self.subTest(token=token), captured_logs() as records:
+                status, error = self.call("GET", "/api/v1/credits", token=token)
+                self.assertEqual((status, error["error"]["code"]), (401, "unauthorized"))
+                self.assertEqual(
+                    self.last_response.headers["WWW-Authenticate"], 'Bearer realm="ai_generation"'
+                )
+            self.assertEqual([r.getMessage() for r in records if r.levelno > logging.INFO], [])
+            self.assertFalse([r for r in records if token in r.getMessage()])
 
     def test_session_works_too(self):
         self.authenticate("ai_alice", "ai_alice")
@@ -125,6 +242,18 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertEqual((status, error["error"]["code"]), (415, "unsupported_media_type"))
         self.assertEqual(self.env["ai.generation.request"].sudo().search_count(self.own_requests), 0)
         self.assertBalance(self.alice, 10, 0)
+
+    def test_a_body_of_many_unknown_keys_gets_a_short_answer(self):
+        # one field entry per key, and every key in the message: 1 MiB of them was a 3.4 MB answer
+        keys = [f"k{i:06d}" for i in range(80000)]
+        raw = json.dumps(dict(BODY, **dict.fromkeys(keys, 0)), separators=(",", ":"))
+        self.assertLessEqual(len(raw), 1024 * 1024)
+        status, error = self.create(raw=raw)  # the answer checked against error_response.json
+        self.assertEqual((status, error["error"]["code"]), (400, "validation_error"))
+        self.assertEqual(sorted(error["error"]["fields"]), keys[:20])
+        self.assertEqual(error["error"]["fields_omitted"], len(keys) - 20)
+        self.assertIn(f"{len(keys)} invalid fields", error["error"]["message"])
+        self.assertLess(len(self.last_response.content), 4096)
 
     def test_oversized_prompt_or_params(self):
         self.env["ir.config_parameter"].sudo().set_param("ai_generation.max_prompt_chars", "100")

@@ -7,7 +7,7 @@ import logging
 from odoo.tests import new_test_user, tagged
 
 from .common import TEXT_PRICE, event_id
-from .http_common import AiGenerationHttpCase
+from .http_common import AiGenerationHttpCase, captured_logs
 
 
 @tagged("at_install", "-post_install", "ai_generation")
@@ -35,6 +35,18 @@ class TestHttpCallbacks(AiGenerationHttpCase):
             "/ai/generation/progress", token=key, event_id=event_id(), state="running", attempt=1
         )
         self.assertEqual(status, 200)
+
+    def test_a_secret_with_a_character_postgresql_refuses_is_a_json_401(self):
+        # not the secret, so looked up as an API key: a NUL in its index made psycopg2 raise, an HTML 500
+        for token in ("\x00" + self.secret[1:], self.secret[:3] + "\x00"):
+            with self.subTest(token=token), captured_logs() as records:
+                status, error = self.post(
+                    "/ai/generation/progress", token=token, event_id=event_id(), state="running", attempt=1
+                )
+                self.assertEqual((status, error["error"]["code"]), (401, "unauthorized"))
+            self.assertEqual([r.getMessage() for r in records if r.levelno > logging.INFO], [])
+            self.assertFalse([r for r in records if token in r.getMessage()])
+        self.assertEqual(self.request.state, "queued")
 
     def test_result_flow_is_idempotent(self):
         evt = event_id()
