@@ -25,7 +25,9 @@ pytestmark = pytest.mark.usefixtures("nginx_required")
 ERROR_SCHEMA = json.loads((REPO / "schemas" / "error_response.json").read_text())
 
 # Odoo 18's routes that check a password: the web login form, the JSON login, and the external APIs that
-# carry the password (or an API key) in every call (base/controllers/rpc.py), in the spellings Odoo routes
+# carry the password (or an API key) in every call (base/controllers/rpc.py), the portal's password change
+# and account deletion (portal/controllers/portal.py), auth_signup's sign-up and reset (each reset sends
+# an email), in the spellings Odoo routes
 LOGIN_ROUTES = [
     ("POST", "/web/login"),
     ("GET", "/web/login"),
@@ -39,6 +41,11 @@ LOGIN_ROUTES = [
     ("POST", "/xmlrpc/object"),
     ("POST", "/xmlrpc/2/common"),
     ("POST", "/xmlrpc/2/object"),
+    ("POST", "/my/security"),
+    ("GET", "/my/security/"),
+    ("POST", "/my/deactivate_account"),
+    ("POST", "/web/signup"),
+    ("POST", "/web/reset_password"),
 ]
 
 
