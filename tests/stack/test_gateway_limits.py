@@ -224,3 +224,31 @@ def test_every_error_page_of_the_template_is_a_json_api_error():
         jsonschema.validate(json.loads(body), ERROR_SCHEMA)
         assert int(status) in {int(c) for c in codes.split()} | {int(override or 0)}
     assert {400, 403, 404, 405, 413, 414, 429, 500, 502, 503, 504} <= handled
+
+
+def test_a_page_of_another_origin_can_read_the_gateways_own_api_errors(odoo):
+    # an API key client in a browser (docs/pwa.md): without Access-Control-Allow-Origin it read a 429 as
+    # a network error, without its Retry-After
+    origin = "https://shop.example"
+    limited = start_gateway(odoo.address, rate="1r/m", burst=1, login_burst=200)
+    try:
+        answers = [
+            request(limited.port, "GET", "/api/v1/credits", headers={"Origin": origin}) for _ in range(3)
+        ]
+        refused = answers[-1]
+        assert_api_error(refused, 429, "rate_limited")
+        assert refused.headers["access-control-allow-origin"] == origin
+        assert refused.headers["access-control-expose-headers"] == "Retry-After"
+        assert refused.headers["vary"] == "Origin"
+        big = b"POST /api/v1/generations HTTP/1.1\r\nHost: x\r\nOrigin: " + origin.encode()
+        too_large = send(limited.port, big + b"\r\nContent-Length: 2000000\r\n")
+        assert_api_error(too_large, 413, "payload_too_large")
+        assert too_large.headers["access-control-allow-origin"] == origin
+        # not beyond the API: a gateway error elsewhere stays unreadable to other origins
+        elsewhere = request(limited.port, "GET", "/web/database/manager", headers={"Origin": origin})
+        assert_api_error(elsewhere, 404, "not_found")
+        assert "access-control-allow-origin" not in elsewhere.headers
+        # nor without an Origin (no browser page asked)
+        assert "access-control-allow-origin" not in request(limited.port, "GET", "/api/v1/credits").headers
+    finally:
+        limited.stop()
