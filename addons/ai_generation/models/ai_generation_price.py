@@ -45,12 +45,23 @@ class AiGenerationPrice(models.Model):
         return credits
 
     @api.model
-    @tools.ormcache("backend", "model_name")
     def _price_entry(self, backend, model_name):
-        """(credits, task or False) of the active price, or None; cached: every POST asks, prices change
-        rarely (any write clears the cache, in every Odoo process through the registry's signaling)."""
-        price = self.sudo().search([("backend", "=", backend), ("model_name", "=", model_name)], limit=1)
-        return (price.credits, price.task) if price else None
+        """(credits, task or False) of the active price, or None."""
+        return self._price_table().get((backend, model_name))
+
+    @api.model
+    @tools.ormcache()
+    def _price_table(self):
+        """{(backend, model name): (credits, task or False)} of the active prices; cached as one entry:
+        every POST asks, prices change rarely (any write clears the cache, in every Odoo process through
+        the registry's signaling), and a name a client makes up adds nothing to the shared LRU."""
+        # active only whatever the caller's context: the one cached table serves every caller
+        prices = (
+            self.sudo()
+            .with_context(active_test=True)
+            .search_fetch([], ["backend", "model_name", "credits", "task"])
+        )
+        return {(price.backend, price.model_name): (price.credits, price.task) for price in prices}
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -27,6 +27,13 @@ def event_id():
     return f"evt-{uuid.uuid4()}"
 
 
+def price_cache_entries(env):
+    """How many entries ai.generation.price holds in the registry's shared ormcache (keys start with
+    the model's name, odoo/tools/cache.py's ``ormcache.lru``)."""
+    cache = env.registry._Registry__caches["default"]
+    return sum(1 for key in list(cache.d) if key[0] == "ai.generation.price")
+
+
 class AiGenerationMixin:
     """Shared set-up and checks; ``cls._setup_ai_generation()`` in setUpClass (see AiGenerationCase)."""
 

@@ -11,7 +11,7 @@ from odoo import models
 from odoo.tests import tagged
 
 from ..models.ai_generation_request import LIST_RESULT_LIMIT, _json_size
-from .common import TEXT_MODEL, TEXT_PRICE
+from .common import TEXT_MODEL, TEXT_PRICE, price_cache_entries
 from .http_common import AiGenerationHttpCase, captured_logs
 
 BODY = {
@@ -242,6 +242,19 @@ class TestHttpApi(AiGenerationHttpCase):
         self.assertEqual((status, error["error"]["code"]), (415, "unsupported_media_type"))
         self.assertEqual(self.env["ai.generation.request"].sudo().search_count(self.own_requests), 0)
         self.assertBalance(self.alice, 10, 0)
+
+    def test_unknown_models_get_the_same_400_and_add_nothing_to_the_shared_cache(self):
+        self.assertEqual(self.create()[0], 202)  # the prices' cache filled
+        before = price_cache_entries(self.env)
+        for i in range(20):
+            status, error = self.create(dict(BODY, model=f"not-offered-{i}"))
+            self.assertEqual((status, error["error"]["code"]), (400, "validation_error"))
+            self.assertEqual(
+                error["error"]["fields"],
+                {"model": f"The model 'not-offered-{i}' is not offered on the external backend."},
+            )
+        self.assertEqual(price_cache_entries(self.env), before)
+        self.assertEqual(self.create()[0], 202)
 
     def test_a_body_of_many_unknown_keys_gets_a_short_answer(self):
         # one field entry per key, and every key in the message: 1 MiB of them was a 3.4 MB answer

@@ -5,7 +5,8 @@ from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
 
 from ..pure.errors import InsufficientCredits, ValidationFailed
-from .common import TEXT_PRICE, AiGenerationCase
+from ..pure.validation import MODEL_MAX_LENGTH, GenerationInput
+from .common import TEXT_PRICE, AiGenerationCase, price_cache_entries
 
 
 @tagged("at_install", "-post_install", "ai_generation")
@@ -166,3 +167,20 @@ class TestLedger(AiGenerationCase):
         price.active = True
         price.unlink()
         self.assertIsNone(self.env["ai.generation.price"]._unit_price("external", "gpt-test"))
+
+    def test_unknown_model_names_add_nothing_to_the_shared_cache(self):
+        """One client sending many made-up names must not push the settings, prices and access rules
+        of everyone out of Odoo's shared LRU (8192 entries), nor fill memory with 128-character keys."""
+        self.grant(self.alice, 100)
+        self.new_request(self.alice)  # the prices' cache filled
+        before = price_cache_entries(self.env)
+        Request = self.env["ai.generation.request"]
+        for i in range(500):
+            name = f"made-up-{i:03d}".ljust(MODEL_MAX_LENGTH, "x")
+            gen = GenerationInput(backend="external", model=name, task="text", prompt="a haiku", params={})
+            with self.assertRaises(ValidationFailed) as refused:
+                Request._api_create(self.alice, gen)
+            self.assertEqual(list(refused.exception.fields), ["model"])
+        self.assertEqual(price_cache_entries(self.env), before)
+        self.assertEqual(self.new_request(self.alice).price, TEXT_PRICE)  # a known model still resolves
+        self.assertEqual(price_cache_entries(self.env), before)
