@@ -8,6 +8,7 @@ bodies once Odoo answers; the AI call is never repeated and a repeat delivery is
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -32,6 +33,8 @@ from worker.processing import (
 from worker.reporting import RESULT, Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
 
 log = logging.getLogger(__name__)
+
+_FAILURES_REMEMBERED = 1024
 
 
 def parked_payload(outcome: Outcome, reason: str) -> dict[str, Any]:
@@ -72,6 +75,9 @@ class ParkedDrainer:
         self.connection_name = connection_name
         self.monitor = monitor or FailureSink()
         self.delivered = 0
+        # result events whose failure the monitor was told: a parked outcome redelivered after the broker
+        # dropped before its ack is answered "failed by this event" again, and is one failure, not two
+        self._failures_told: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._thread = threading.Thread(target=self._run, name="parked-drainer", daemon=True)
 
     def start(self) -> None:
@@ -137,8 +143,20 @@ class ParkedDrainer:
         result = next(cb for cb in callbacks if cb.path == RESULT)
         request_id = result.body.get("generation_request_id")
         log.error("odoo failed the request on its parked result", extra={"request_id": request_id})
+        if self._told_before(result.body.get("event_id")):
+            return
         verdict = odoo_failure_verdict(result_answers[0])
         self.monitor.record_failure(result.body["backend"], verdict, request_id)
+
+    def _told_before(self, event_id: str | None) -> bool:
+        if event_id is None:
+            return False
+        if event_id in self._failures_told:
+            return True
+        self._failures_told[event_id] = None
+        if len(self._failures_told) > _FAILURES_REMEMBERED:
+            self._failures_told.popitem(last=False)
+        return False
 
     def _drain_once(self, channel, wait: float) -> float:
         """Deliver parked outcomes until the queue is empty or Odoo fails; returns the next pause."""

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.rabbit import BrokerProxy
 from tests.worker.helpers import (
+    SECRET,
     RunningWorker,
     ScriptedBackend,
     drain_queue,
@@ -26,6 +27,8 @@ from tests.worker.helpers import (
 from worker import topology
 from worker.app import Worker
 from worker.backends.base import GenerationOutput
+from worker.parking import ParkedDrainer
+from worker.reporting import Callback, OdooReporter, ReporterConfig
 
 pytestmark = pytest.mark.slow
 
@@ -458,3 +461,33 @@ def test_a_parked_result_odoo_fails_for_its_size_is_heard_by_the_alert_monitor(v
     assert odoo.calls_for(message["generation_request_id"], "/ai/generation/failure") == []
     assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
     assert queue_depth(vhost, topology.DLQ) == 0 and queue_depth(vhost, topology.PARKED_QUEUE) == 0
+
+
+def test_a_parked_result_odoo_failed_and_delivered_twice_is_one_failure(odoo):
+    # the broker dropped between the drainer's delivery and its ack: the same parked outcome comes
+    # again, and Odoo's answer (a duplicate) still says this event failed the request
+    odoo.max_result_bytes = 4 * 1024
+    message = job_message("parked large answer, redelivered")
+    result = Callback(
+        "/ai/generation/result",
+        {
+            "generation_request_id": message["generation_request_id"],
+            "event_id": "evt-parked-large-1",
+            "output": "x" * 8192,
+            "usage": {},
+            "backend": "external",
+            "attempt": 1,
+            "occurred_at": "2026-12-02T12:00:00+00:00",
+        },
+    )
+    monitor = RecordingMonitor()
+    reporter = OdooReporter(ReporterConfig(odoo.url, SECRET, timeout=5, patience=0))
+    drainer = ParkedDrainer("amqp://unused", reporter, monitor=monitor)
+    try:
+        drainer._deliver([result])
+        drainer._deliver([result])
+    finally:
+        reporter.close()
+    answers = [c.answer for c in odoo.calls_for(message["generation_request_id"], "/ai/generation/result")]
+    assert [(a["duplicate"], a["failed_by_this_event"]) for a in answers] == [(False, True), (True, True)]
+    assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
