@@ -94,6 +94,24 @@ test("the bus subscribes like Odoo's worker, and again with the last id after a 
     bus.close();
 });
 
+test("before its first connection the bus says reconnecting once, not again on each failed attempt", async () => {
+    FakeSocket.all = [];
+    const bus = new OdooBus({ url: "ws://odoo.test/websocket", WebSocketImpl: FakeSocket, initialDelay: 5, jitter: 0 });
+    const states = [];
+    bus.onState((state) => states.push(state));
+    bus.start();
+    for (let attempt = 0; attempt < 3; attempt++) {
+        FakeSocket.all[attempt].drop(); // the server cannot be reached yet
+        await tick(20);
+    }
+    FakeSocket.all[3].open();
+    assert.deepEqual(states, ["connecting", "reconnecting", "open"]);
+    FakeSocket.all[3].drop();
+    await tick(20);
+    assert.deepEqual(states, ["connecting", "reconnecting", "open", "reconnecting"]);
+    bus.close();
+});
+
 test("a server of another version or an expired session leaves the bus unavailable", () => {
     for (const [code, reason] of [[1000, "OUTDATED_VERSION"], [4001, ""]]) {
         FakeSocket.all = [];

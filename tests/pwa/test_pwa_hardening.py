@@ -4,6 +4,7 @@ real stack (test_pwa_browser.py's), one fresh page each. Each test is a defect a
 - Ctrl+Enter pressed twice sent two creates with two Idempotency-Keys: charged twice;
 - a create whose answer was lost, asked again, went with a new key: charged twice;
 - an image the provider returned as base64 (a data: URL) was never shown, though paid for;
+- several images (n > 1) showed as their JSON list of URLs, megabytes of base64 text, not as images;
 - a session ended in another tab left a running request frozen, the sign-in never shown;
 - a page instead of the API's answer (a captive portal's) showed NaN credits and lost the prompt;
 - signing out left the user's draft in the form for the next user of the device;
@@ -166,6 +167,40 @@ def noisy_png_b64(width: int, height: int) -> str:
         + chunk(b"IEND", b"")
     )
     return base64.b64encode(png).decode()
+
+
+def test_several_images_of_one_request_are_all_shown_as_images(stack, page):
+    # the worker passes n > 1 images on as a JSON list of URLs in output (output_url is the first)
+    sign_in(page)
+    marker = "[image-n2]"
+    stack.fake.on(marker, fo.image(b64_json=[noisy_png_b64(4, 4), noisy_png_b64(6, 6)]))
+    prompt = f"two squares {marker}"
+    # the form asks for one image: n=2 through the API, as another client would (the bus tells the page)
+    accepted = page.evaluate(
+        """async (prompt) => {
+            const {models} = await (await fetch("/api/v1/models")).json();
+            const {backend, model} = models.find((entry) => entry.task === "image");
+            const answer = await fetch("/api/v1/generations", {
+                method: "POST",
+                headers: {"Content-Type": "application/json"},
+                body: JSON.stringify({backend, model, task: "image", prompt, params: {n: 2}}),
+            });
+            return {status: answer.status, body: await answer.json()};
+        }""",
+        prompt,
+    )
+    assert accepted["status"] == 202, accepted
+    row = wait_status(page, accepted["body"]["request_id"], "succeeded")
+    images = row.locator("img.result-image")
+    expect(images).to_have_count(2)
+    assert row.locator(".result").is_hidden(), "no JSON text"
+    assert [images.nth(i).get_attribute("alt") for i in range(2)] == [
+        f"Image 1 of 2 for: {prompt}",
+        f"Image 2 of 2 for: {prompt}",
+    ]
+    # both decoded under the CSP, each its own
+    widths = [images.nth(i).evaluate("(img) => img.decode().then(() => img.naturalWidth)") for i in range(2)]
+    assert widths == [4, 6]
 
 
 def test_a_large_image_left_out_of_the_history_page_is_shown_after_a_reload(stack, page):

@@ -61,7 +61,7 @@ class Reply:
     kind: str = "auto"  # auto (success matching the endpoint) | text | image | raw | disconnect
     content: str | None = None  # text success: the completion text
     image_url: str | None = None  # image success: a URL answer ...
-    b64_json: str | None = None  # ... or an inline image
+    b64_json: str | tuple[str, ...] | None = None  # ... or an inline image (a tuple: one per image, in turn)
 
 
 @dataclass(frozen=True)
@@ -89,8 +89,15 @@ def text(content: str | None = None, *, delay: float = 0.0) -> Reply:
     return Reply(kind="text", content=content, delay=delay)
 
 
-def image(url: str | None = None, *, b64_json: str | None = None, delay: float = 0.0) -> Reply:
-    """200 images answer with ``url`` or, when no url is given, ``b64_json`` (a tiny PNG by default)."""
+def image(
+    url: str | None = None, *, b64_json: str | tuple[str, ...] | list[str] | None = None, delay: float = 0.0
+) -> Reply:
+    """200 images answer with ``url`` or, when no url is given, ``b64_json`` (a tiny PNG by default).
+
+    The answer holds the request's ``n`` images; ``b64_json`` as a list gives them in turn (distinct images).
+    """
+    if isinstance(b64_json, list):
+        b64_json = tuple(b64_json)
     return Reply(
         kind="image", image_url=url, b64_json=None if url else (b64_json or TINY_PNG_B64), delay=delay
     )
@@ -321,14 +328,15 @@ class FakeOpenAI:
         if path == IMAGES_PATH or reply.kind == "image":
             count = int(body.get("n") or 1)
             if reply.kind == "image" and reply.image_url:
-                item = {"url": reply.image_url}
+                items = [{"url": reply.image_url}]
             elif reply.kind == "image" or body.get("response_format") == "b64_json":
-                item = {"b64_json": reply.b64_json or TINY_PNG_B64}
+                b64 = reply.b64_json or TINY_PNG_B64
+                items = [{"b64_json": one} for one in (b64 if isinstance(b64, tuple) else (b64,))]
             else:
-                item = {"url": f"http://{self._host}:{self.port}/files/img-{n}.png"}
+                items = [{"url": f"http://{self._host}:{self.port}/files/img-{n}.png"}]
             return {
                 "created": now,
-                "data": [dict(item, revised_prompt=None) for _ in range(count)],
+                "data": [dict(items[i % len(items)], revised_prompt=None) for i in range(count)],
                 "usage": {"input_tokens": 10, "output_tokens": 100, "total_tokens": 110},
             }
         content = reply.content if reply.content is not None else f"Fake completion {n} from {model}."

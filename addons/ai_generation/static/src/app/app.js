@@ -532,29 +532,72 @@ function render(node, view) {
     const advice = view.retry_suggestion || view.specific_guidance || "";
     node.querySelector(".advice").textContent = advice;
     node.querySelector(".charge").textContent = chargeText(view);
-    const output = view.result?.output;
+    const {images, text} = resultParts(view);
     const pre = node.querySelector(".result");
-    pre.hidden = !output;
-    pre.textContent = output || "";
+    pre.hidden = !text;
+    pre.textContent = text || "";
     const url = safeUrl(view.result?.output_url);
     const link = node.querySelector(".result-link");
     link.hidden = !url;
     if (url) {
         link.querySelector("a").href = url;
     }
-    const image = node.querySelector(".result-image");
-    const src = view.task === "image" ? safeImageUrl(view.result?.output_url) : null;
-    image.hidden = !src;
-    if (src) {
-        image.src = src;
-        image.alt = `The image for: ${view.prompt || view.prompt_preview || "this request"}`;
-    } else {
-        image.removeAttribute("src");
-    }
+    showImages(node.querySelector(".result-images"), images, view.prompt || view.prompt_preview);
     const retryable = view.status === "failed" && view.is_system_error;
     const button = node.querySelector(".retry");
     button.hidden = !retryable;
     button.setAttribute("aria-label", `Retry: ${view.prompt || view.prompt_preview || "this request"}`);
+}
+
+/** What a result shows: an image request's images (safe ones only), or the output as text. */
+function resultParts(view) {
+    const output = view.result?.output || null;
+    if (view.task !== "image") {
+        return {images: [], text: output};
+    }
+    // several images (n > 1) come as a JSON list of URLs in output (worker/backends/openai_backend.py),
+    // one as output_url alone: images either way, never megabytes of base64 text
+    const list = urlList(output);
+    const sources = list || [view.result?.output_url];
+    return {images: sources.map(safeImageUrl).filter(Boolean), text: list ? null : output};
+}
+
+function urlList(output) {
+    if (!output?.trimStart().startsWith("[")) {
+        return null;
+    }
+    try {
+        const parsed = JSON.parse(output);
+        return Array.isArray(parsed) && parsed.every((u) => typeof u === "string") ? parsed : null;
+    } catch {
+        return null;
+    }
+}
+
+function showImages(box, sources, prompt) {
+    const about = prompt || "this request";
+    const alts = sources.map((_, index) =>
+        sources.length > 1
+            ? `Image ${index + 1} of ${sources.length} for: ${about}`
+            : `The image for: ${about}`
+    );
+    const shown = [...box.children];
+    const same =
+        shown.length === sources.length &&
+        shown.every((img, index) => img.getAttribute("src") === sources[index] && img.alt === alts[index]);
+    box.hidden = !sources.length;
+    if (same) {
+        return; // a status update of the row: the images stay, not decoded again
+    }
+    box.replaceChildren(
+        ...sources.map((src, index) => {
+            const img = document.createElement("img");
+            img.className = "result-image";
+            img.src = src;
+            img.alt = alts[index];
+            return img;
+        })
+    );
 }
 
 function chargeText(view) {

@@ -130,7 +130,9 @@ export class OdooBus {
     }
 
     _connect() {
-        this._setState(this.connections ? "reconnecting" : "connecting");
+        // "connecting" for the first attempt only: once one failed, "reconnecting" until one opens (not
+        // back and forth on each attempt, which the PWA's banner and its aria-live would repeat)
+        this._setState(this.connections || this.state === "reconnecting" ? "reconnecting" : "connecting");
         let ws;
         try {
             ws = new this.WebSocketImpl(this.url);
