@@ -57,6 +57,10 @@ def spellings(path: str) -> dict[str, str]:
         "fragment": path + "#x",
         "last segment encoded": path[: -len(last)] + encode_all(last),
         "absolute form with a trailing slash": "http://127.0.0.1" + path + "/",
+        # Odoo's http_routing (the portal's dependency) serves /<language>/<path> as <path>
+        "language in front": "/en" + path,
+        "language and region in front": "/fr_BE" + path,
+        "language and script in front": "/sr@latin" + path,
     }
 
 
@@ -145,7 +149,7 @@ def callback_body_limit_of_the_template() -> int:
     rendered = render(
         {"AIGEN_GATEWAY_LISTEN": "8080", "AIGEN_GATEWAY_ODOO": "o", "AIGEN_GATEWAY_ODOO_BUS": "o"}
     )
-    location = rendered.split("location ~* ^/(?:ai|notify)", 1)[1].split("proxy_pass", 1)[0]
+    location = rendered.split('(?:ai|notify)(?:[^a-z0-9_]|$)" {', 1)[1].split("proxy_pass", 1)[0]
     number = re.search(r"client_max_body_size (\d+)m;", location).group(1)
     return int(number) * 1024 * 1024
 

@@ -46,6 +46,12 @@ LOGIN_ROUTES = [
     ("POST", "/my/deactivate_account"),
     ("POST", "/web/signup"),
     ("POST", "/web/reset_password"),
+    # Odoo's http_routing (the portal's dependency) serves /<language>/<path> as <path>
+    ("POST", "/en/my/security"),
+    ("POST", "/fr_BE/web/signup"),
+    ("POST", "/sr@latin/web/reset_password"),
+    ("POST", "/en/web/login"),
+    ("POST", "/es_419/jsonrpc"),
 ]
 
 
@@ -124,11 +130,51 @@ def test_web_client_rpcs_are_limited_with_the_api_rate(odoo):
             request(limited.port, "POST", "/web/dataset/call_kw/res.users/read").status for _ in range(5)
         ]
         assert statuses == [200, 200, 200, 429, 429]
+        # with a language in front, the same bucket
+        assert request(limited.port, "POST", "/en/web/dataset/call_kw/res.users/read").status == 429
     finally:
         limited.stop()
 
 
-@pytest.mark.parametrize("path", ["/xmlrpc/db", "/xmlrpc/2/db", "/web/database/manager", "/web/database"])
+def test_the_api_with_a_language_in_front_has_the_apis_bucket(odoo):
+    limited = start_gateway(odoo.address, rate="1r/m", burst=1, login_burst=200)
+    try:
+        statuses = [request(limited.port, "GET", path).status for path in ["/api/v1/credits"] * 2]
+        assert statuses == [200, 200]
+        assert_api_error(request(limited.port, "GET", "/en/api/v1/credits"), 429, "rate_limited")
+    finally:
+        limited.stop()
+
+
+def test_cors_preflights_are_not_counted_against_the_api_rate(odoo):
+    # a browser client with an API key preflights each new URL; a refused preflight is a network error
+    # to the page whatever it says
+    limited = start_gateway(odoo.address, rate="1r/m", burst=1, login_burst=200)
+    try:
+        preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+        statuses = [
+            request(limited.port, "OPTIONS", "/api/v1/generations", headers=preflight).status
+            for _ in range(6)
+        ]
+        # all passed to Odoo (the stand-in answers OPTIONS with its own 501), none is the gateway's 429
+        assert statuses == [501] * 6
+        # the calls themselves still are
+        assert [request(limited.port, "GET", "/api/v1/credits").status for _ in range(3)] == [200, 200, 429]
+    finally:
+        limited.stop()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/xmlrpc/db",
+        "/xmlrpc/2/db",
+        "/web/database/manager",
+        "/web/database",
+        "/en/web/database/manager",  # a language in front is the same path to Odoo's http_routing
+        "/fr_BE/xmlrpc/2/db",
+    ],
+)
 def test_database_services_are_not_served(gw, odoo, path):
     before = len(odoo.seen)
     assert_api_error(request(gw.port, "POST", path), 404, "not_found")

@@ -28,10 +28,18 @@ def gw(odoo):
     g.stop()
 
 
-def handshake(port: int, marker: str, origin: str | None, host: str, method: str = "GET", path: str = ""):
+def handshake(
+    port: int,
+    marker: str,
+    origin: str | None,
+    host: str,
+    method: str = "GET",
+    path: str = "",
+    path_prefix: str = "",
+):
     """A browser's websocket upgrade to /websocket (``path`` after it), ``marker`` in the query."""
     lines = [
-        f"{method} /websocket{path}?version=18.0-3&t={marker} HTTP/1.1",
+        f"{method} {path_prefix}/websocket{path}?version=18.0-3&t={marker} HTTP/1.1",
         f"Host: {host}",
         "Upgrade: websocket",
         "Sec-WebSocket-Version: 13",
@@ -112,6 +120,15 @@ def test_websocket_from_the_same_origin_or_without_one_reaches_odoo(gw, odoo, or
     assert seen.get("origin") == origin
     assert seen["cookie"] == "session_id=the-users-session"
     assert reached(odoo, marker)
+
+
+@pytest.mark.parametrize("prefix", ["/en", "/fr_BE", "/sr@latin"])
+def test_the_bus_with_a_language_in_front_is_refused(gw, odoo, prefix):
+    # Odoo's http_routing serves /<language>/websocket as /websocket: the Origin check must not be passed by
+    marker = uuid.uuid4().hex
+    answer = handshake(gw.port, marker, "http://evil.example", f"127.0.0.1:{gw.port}", path_prefix=prefix)
+    assert answer.status == 403, (answer.status, answer.body[:200])
+    assert not reached(odoo, marker)
 
 
 def test_the_origin_error_page_is_internal(gw):
