@@ -116,10 +116,12 @@ def test_a_create_whose_answer_was_lost_is_asked_again_with_its_key(stack, page)
 
     page.route("**/api/v1/generations", lose_the_answer)
     page.get_by_label("Model").select_option(label=TEXT_MODEL)
-    page.get_by_label("Prompt").fill(f"only one poem {marker}")
+    # longer than the bus's preview of a prompt: the row keeps the whole of it
+    prompt = f"only one poem, about the sea and the slow ships that cross it at night {marker}"
+    page.get_by_label("Prompt").fill(prompt)
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#generate-error")).to_contain_text("cannot be reached")
-    assert page.get_by_label("Prompt").input_value() == f"only one poem {marker}"
+    assert page.get_by_label("Prompt").input_value() == prompt
     page.unroute("**/api/v1/generations")
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#history > li")).to_have_count(shown + 1)
@@ -128,6 +130,7 @@ def test_a_create_whose_answer_was_lost_is_asked_again_with_its_key(stack, page)
     # the bus announced the request with the credits after its hold: the replay takes nothing off again
     assert page.locator("#credits-available").inner_text() == str(credits - 7)
     (accepted,) = server_requests(page, marker)  # one request, held (and charged) once
+    assert item(page, accepted["request_id"]).locator(".prompt").inner_text() == prompt
     wait_status(page, accepted["request_id"], "succeeded")
     assert page.get_by_label("Prompt").input_value() == ""
 
@@ -335,6 +338,38 @@ def test_one_503_at_sign_in_leaves_the_offline_state_by_itself(stack, page):
     expect(page.locator("#connection")).not_to_contain_text("cannot be reached")
     assert page.get_by_label("Model").locator("option").count() > 0
     assert page.get_by_label("Prompt").input_value() == "a draft written meanwhile"
+
+
+def test_while_the_api_stays_away_the_app_tries_less_and_less_often(stack, page):
+    # the config answers, the API does not (a worker killed on each list, say): each try rebuilt the
+    # client and its websocket and made three calls, every 2 s
+    tries = []
+    page.route("**/api/v1/models", lambda route: (tries.append(1), route.fulfill(status=503, body="x")))
+    sign_in_offline(page)
+    page.wait_for_timeout(15000)
+    # 2 s, 4 s, 8 s: three tries after the first in 15 s (every 2 s would be seven)
+    assert 3 <= len(tries) <= 5, len(tries)
+
+
+def test_a_sign_out_while_offline_leaves_the_offline_state(stack, page):
+    page.route("**/api/v1/models", lambda route: route.fulfill(status=503, body="x"), times=1)
+    sign_in_offline(page)
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("Email or login").wait_for()
+    # no try is left to make: it would have signed the page out again, the focus moved mid-typing
+    assert page.evaluate("document.body.dataset.offline") is None
+    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
+    page.wait_for_timeout(3000)
+    assert page.evaluate("document.activeElement.id") == "login"
+    assert page.get_by_label("Email or login").input_value() == PORTAL_LOGIN
+
+
+def sign_in_offline(page):
+    page.goto("/ai_generation/app")
+    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
+    page.get_by_label("Password").fill(PORTAL_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("body[data-offline=true]")
 
 
 def test_the_offline_copy_of_the_config_keeps_nobody_signed_in(stack, page):

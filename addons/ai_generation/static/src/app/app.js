@@ -16,6 +16,8 @@ const STATUS_LABELS = {
 const NOT_THE_API =
     "The server answered with a page, not the API's answer: check your connection and sign in again.";
 const $ = (id) => document.getElementById(id);
+const RECOVERY_FIRST_MS = 2000;
+const RECOVERY_MAX_MS = 30000;
 const app = {
     config: null,
     client: null,
@@ -26,9 +28,9 @@ const app = {
     submitting: false, // a create on its way
     unanswered: null, // {asked, key}: the create whose answer was lost, sent again with its key
     recovery: null, // the timer of the next try to reach the server while offline
+    recoveryDelay: RECOVERY_FIRST_MS, // doubles while the tries fail, back to the first once online
+    recovering: false, // a try on its way (the timer's, or the browser's online event's)
 };
-const RECOVERY_FIRST_MS = 2000;
-const RECOVERY_MAX_MS = 30000;
 
 // ---------------------------------------------------------------------------------------- start
 registerServiceWorker();
@@ -77,38 +79,59 @@ function showOffline() {
     scheduleRecovery();
 }
 
-// offline is a state the app leaves by itself: it tries again, sooner when the browser says it is back
-function scheduleRecovery(delay = RECOVERY_FIRST_MS) {
+// offline is a state the app leaves by itself: it tries again, sooner when the browser says it is back,
+// less often while the tries fail (a config that answers while the API does not, say)
+function scheduleRecovery() {
     if (app.recovery === null) {
-        app.recovery = setTimeout(() => recover(Math.min(delay * 2, RECOVERY_MAX_MS)), delay);
+        const delay = app.recoveryDelay;
+        app.recoveryDelay = Math.min(delay * 2, RECOVERY_MAX_MS);
+        app.recovery = setTimeout(recover, delay);
     }
 }
 
-async function recover(nextDelay = RECOVERY_FIRST_MS) {
+// the server answered (a sign-in, a sign-out, a try that got through): no try is left to make
+function leaveOffline() {
     clearTimeout(app.recovery);
     app.recovery = null;
-    if (document.body.dataset.offline !== "true") {
+    app.recoveryDelay = RECOVERY_FIRST_MS;
+    if (document.body.dataset.offline === "true") {
+        delete document.body.dataset.offline;
+        setConnection("");
+    }
+}
+
+async function recover() {
+    clearTimeout(app.recovery);
+    app.recovery = null;
+    if (document.body.dataset.offline !== "true" || app.recovering) {
         return;
     }
-    const config = await loadConfig();
-    if (!config || config.offline) {
-        scheduleRecovery(nextDelay);
-        return;
-    }
-    const sameUser = Boolean(config.user) && config.user.login === app.config?.user?.login;
-    const draft = sameUser ? $("prompt").value : "";
-    delete document.body.dataset.offline;
-    setConnection("");
-    app.config = config;
-    $("db-field").hidden = Boolean(config.db);
-    if (!config.user) {
-        leave();
-        showSignIn();
-        return;
-    }
-    await enter();
-    if (draft && !$("prompt").value) {
-        $("prompt").value = draft; // what the user was writing when the server went away
+    app.recovering = true;
+    try {
+        const config = await loadConfig();
+        if (document.body.dataset.offline !== "true") {
+            return; // the user signed in or out meanwhile: the page is theirs
+        }
+        if (!config || config.offline) {
+            scheduleRecovery();
+            return;
+        }
+        const sameUser = Boolean(config.user) && config.user.login === app.config?.user?.login;
+        const draft = sameUser ? $("prompt").value : "";
+        app.config = config;
+        $("db-field").hidden = Boolean(config.db);
+        if (!config.user) {
+            leaveOffline();
+            leave();
+            showSignIn();
+            return;
+        }
+        await enter(); // offline again if the API is still away (the next try waits longer)
+        if (draft && !$("prompt").value) {
+            $("prompt").value = draft; // what the user was writing when the server went away
+        }
+    } finally {
+        app.recovering = false;
     }
 }
 
@@ -210,6 +233,7 @@ async function signOut() {
         return;
     }
     setConnection("");
+    leaveOffline();
     leave();
     app.config = (await loadConfig()) || app.config;
     showSignIn();
@@ -229,6 +253,7 @@ async function enter() {
         await Promise.all([refreshCredits(), loadModels(), loadHistory()]);
     } catch (error) {
         if (error instanceof ApiError && error.status === 401) {
+            leaveOffline(); // the server answered: the session has ended
             leave();
             showSignIn();
             return;
@@ -239,6 +264,7 @@ async function enter() {
         }
         reportApiError(error, $("generate-error"));
     }
+    leaveOffline();
     document.body.dataset.ready = "true";
     $("prompt").focus();
 }
@@ -403,8 +429,10 @@ async function ask(generation) {
     }
     app.unanswered = null;
     if (app.items.has(accepted.request_id)) {
-        // the bus told this tab first (or this is the answer to a create asked again): the row is
-        // newer than this answer, and the credits shown already count the hold (or are asked for)
+        // the bus told this tab first (or this is the answer to a create asked again): the row's status
+        // is newer than this answer, and the credits shown already count the hold (or are asked for);
+        // the bus carries a preview of the prompt only
+        upsert({request_id: accepted.request_id, prompt: generation.prompt, params: generation.params});
         refreshCredits().catch(() => {});
     } else {
         upsert({
