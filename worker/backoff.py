@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from tenacity import RetryCallState, wait_exponential, wait_random
 from tenacity.wait import wait_base
 
+# a server's Retry-After is honoured up to this: 3600 held a job's thread for an hour and 1e10 overflowed
+# the wait; past it, the next try learns whether the server is back
+RETRY_AFTER_CAP = 300.0
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -26,11 +30,12 @@ class Backoff:
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based).
 
-        A server's Retry-After is a floor, never shortened by the cap: it says when asking again can work.
+        A server's Retry-After is a floor, never shortened by the cap: it says when asking again can work;
+        only RETRY_AFTER_CAP bounds it.
         """
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempt)
         computed = min(self.maximum, self.strategy()(state))
         if retry_after is not None and retry_after > computed:
-            return float(retry_after)
+            return min(float(retry_after), RETRY_AFTER_CAP)
         return float(computed)

@@ -229,7 +229,9 @@ def _openai_signal(exc: BaseException) -> Signal | None:
             type=exc.type or None,
             message=_short(message),
             retry_after=parse_retry_after(exc.response.headers),
-            provider_request_id=exc.request_id,
+            # the callback takes 256 characters (schemas/callback_failure.json): a proxy's longer id got
+            # the failure refused by Odoo, and the outcome dead-lettered
+            provider_request_id=exc.request_id[:256] if isinstance(exc.request_id, str) else None,
         )
     return None
 

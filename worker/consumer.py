@@ -32,6 +32,15 @@ from worker.backoff import Backoff
 log = logging.getLogger(__name__)
 
 
+def delivery_count(headers) -> int:
+    """The broker's x-delivery-count, 0 when absent or not a count. Anyone who may publish to the queue
+    sets headers: a string or a float there raised in pika's callback and stopped the worker."""
+    value = headers.get("x-delivery-count") if isinstance(headers, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return max(0, value)
+
+
 # -- what a handled message asks the consumer to do -----------------------------------------------------
 
 
@@ -218,14 +227,14 @@ class Consumer:
         self.on_in_flight(0)
 
     # -- per message (connection thread) ---------------------------------------------------------------
+    # what runs here must not raise: an exception leaves pika's callback and ends the worker's run
 
     def _on_message(self, generation: int, channel, method, properties, body: bytes) -> None:
-        headers = properties.headers or {}
         delivery = Delivery(
             body=body,
             properties=properties,
             redelivered=bool(method.redelivered),
-            delivery_count=int(headers.get("x-delivery-count", 0) or 0),
+            delivery_count=delivery_count(properties.headers),
         )
         future = self._pool.submit(self._work, generation, method.delivery_tag, delivery)
         self._in_flight[method.delivery_tag] = future

@@ -85,6 +85,8 @@ def parse_job(body: bytes | str) -> Job:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJob(f"not valid JSON: {exc}") from exc
+    except (RecursionError, ValueError) as exc:  # nested too deep; an integer of over 4300 digits
+        raise InvalidJob(f"not a job: {type(exc).__name__}") from exc
     request_id = data.get("generation_request_id") if isinstance(data, dict) else None
     request_id = request_id if isinstance(request_id, str) else None
     errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
@@ -92,10 +94,11 @@ def parse_job(body: bytes | str) -> Job:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(message)"
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        # the message of an error on the prompt may quote the prompt: name the field only
-        text = (
-            "invalid value" if first.absolute_path and first.absolute_path[0] == "prompt" else first.message
-        )
+        # the message of an error on the prompt (or the system prompt in params) may quote it: name the
+        # field only
+        path = list(first.absolute_path)
+        quotes_text = path[:1] == ["prompt"] or path[:2] == ["params", "system"]
+        text = "invalid value" if quotes_text else first.message
         raise InvalidJob(f"schema: {where}: {text[:300]}{more}", request_id)
     return Job(
         request_id=data["generation_request_id"],

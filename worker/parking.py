@@ -30,11 +30,22 @@ from worker.processing import (
     odoo_failure_verdict,
     too_large_failure_of,
 )
-from worker.reporting import RESULT, Callback, CallbackRejected, OdooReporter, OdooUnavailable, now_iso
+from worker.reporting import (
+    FAILURE,
+    NOTIFY,
+    PROGRESS,
+    RESULT,
+    Callback,
+    CallbackRejected,
+    OdooReporter,
+    OdooUnavailable,
+    now_iso,
+)
 
 log = logging.getLogger(__name__)
 
 _FAILURES_REMEMBERED = 1024
+CALLBACK_PATHS = frozenset({PROGRESS, RESULT, FAILURE, NOTIFY})
 
 
 def parked_payload(outcome: Outcome, reason: str) -> dict[str, Any]:
@@ -50,7 +61,13 @@ def parked_payload(outcome: Outcome, reason: str) -> dict[str, Any]:
 
 
 def callbacks_of(payload: dict[str, Any]) -> list[Callback]:
-    return [Callback(item["path"], item["body"]) for item in payload["callbacks"]]
+    """The parked callbacks; ValueError for one that is not a callback of the worker's (anyone who may
+    publish to the vhost can park a message: a path with a space was a transport error, requeued forever)."""
+    callbacks = [Callback(item["path"], item["body"]) for item in payload["callbacks"]]
+    for callback in callbacks:
+        if callback.path not in CALLBACK_PATHS or not isinstance(callback.body, dict):
+            raise ValueError(f"not a callback of the worker's: {str(callback.path)[:100]!r}")
+    return callbacks
 
 
 class ParkedDrainer:
@@ -171,7 +188,7 @@ class ParkedDrainer:
                 channel.basic_nack(method.delivery_tag, requeue=True)
                 log.info("odoo still unavailable; parked outcomes wait", extra={"error": str(exc)})
                 return min(self.max_interval, max(self.interval, wait * 2))
-            except (CallbackRejected, ValueError, KeyError, TypeError) as exc:
+            except (CallbackRejected, ValueError, KeyError, TypeError, RecursionError) as exc:
                 # cannot ever be delivered: keep it, with the reason, where people look
                 headers = {topology.REJECT_REASON_HEADER: f"parked outcome refused: {exc}"[:1000]}
                 channel.basic_publish(

@@ -29,7 +29,8 @@ const failure = {
   error_code: verdict.error_code.slice(0, 128), detail: detail.slice(0, 2000), backend: job.backend,
   attempt, occurred_at: nowIso(),
   provider_status: signal.status === undefined ? null : signal.status,
-  provider_request_id: signal.provider_request_id === undefined ? null : signal.provider_request_id,
+  // the callback takes 256 characters (schemas/callback_failure.json), as worker/classification.py cuts it
+  provider_request_id: typeof signal.provider_request_id === 'string' ? signal.provider_request_id.slice(0, 256) : null,
 };
 const notify = {
   generation_request_id: job.request_id, event_id: newEventId('notify'), error_type: verdict.error_type,

@@ -1,6 +1,6 @@
 """Backoff: exponential, capped, jittered; Retry-After is a floor."""
 
-from worker.backoff import Backoff
+from worker.backoff import RETRY_AFTER_CAP, Backoff
 
 
 def test_delays_grow_exponentially_within_the_jitter():
@@ -19,3 +19,11 @@ def test_retry_after_is_a_floor_even_above_the_cap():
     backoff = Backoff(initial=1, maximum=5, jitter=0)
     assert backoff.delay(1, retry_after=12) == 12
     assert backoff.delay(3, retry_after=0.5) == 4
+
+
+def test_retry_after_is_honoured_up_to_its_cap():
+    # 1e10 overflowed Event.wait (the job requeued and its AI call repeated); 3600 held a thread an hour
+    backoff = Backoff(initial=1, maximum=5, jitter=0)
+    assert backoff.delay(1, retry_after=1e10) == RETRY_AFTER_CAP
+    assert backoff.delay(1, retry_after=3600) == RETRY_AFTER_CAP
+    assert RETRY_AFTER_CAP <= 300

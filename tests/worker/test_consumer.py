@@ -27,6 +27,7 @@ from tests.worker.helpers import (
 from worker import topology
 from worker.app import Worker
 from worker.backends.base import GenerationOutput
+from worker.consumer import delivery_count
 from worker.parking import ParkedDrainer
 from worker.reporting import Callback, OdooReporter, ReporterConfig
 
@@ -491,3 +492,67 @@ def test_a_parked_result_odoo_failed_and_delivered_twice_is_one_failure(odoo):
     answers = [c.answer for c in odoo.calls_for(message["generation_request_id"], "/ai/generation/result")]
     assert [(a["duplicate"], a["failed_by_this_event"]) for a in answers] == [(False, True), (True, True)]
     assert monitor.failures == [("external", "result_too_large", message["generation_request_id"])]
+
+
+@pytest.mark.parametrize("value", ["abc", 1.5, [1], {"a": 1}, True, -3])
+def test_a_delivery_count_header_that_is_no_count_reads_as_none(value):
+    assert delivery_count({"x-delivery-count": value}) == 0
+    assert delivery_count({"x-delivery-count": 4}) == 4 and delivery_count(None) == 0
+
+
+def test_a_message_with_a_hostile_delivery_count_neither_stops_the_worker_nor_blocks_the_queue(
+    vhost, odoo, channel
+):
+    # anyone who may publish sets headers: a string there raised in pika's callback and ended the run
+    hostile, fine = job_message("hostile header"), job_message("after it")
+    with start(vhost, odoo, ScriptedBackend()) as running:
+        publish(channel, hostile, headers={"x-delivery-count": "abc"})
+        publish(channel, fine)
+        ids = [hostile["generation_request_id"], fine["generation_request_id"]]
+        wait_until(lambda: terminal_ids(odoo, ids), 20, "both settled")
+        assert running.thread.is_alive()
+
+
+class FakeChannel:
+    """What the drainer uses of a pika channel: parked messages to get, and what it did with them."""
+
+    def __init__(self, *bodies: bytes):
+        self.bodies = list(bodies)
+        self.acked, self.nacked, self.published = [], [], []
+
+    def basic_get(self, queue, auto_ack=False):
+        if not self.bodies:
+            return None, None, None
+        return type("Method", (), {"delivery_tag": len(self.bodies)})(), None, self.bodies.pop(0)
+
+    def basic_ack(self, tag):
+        self.acked.append(tag)
+
+    def basic_nack(self, tag, requeue=True):
+        self.nacked.append(tag)
+
+    def basic_publish(self, exchange, routing_key, body, properties=None):
+        self.published.append((routing_key, body, properties))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100000,  # a RecursionError killed the drainer thread: every parked outcome stalled
+        # a path with a space was a transport error, "Odoo unavailable": requeued at the head forever
+        json.dumps({"callbacks": [{"path": "/ai/generation/result x", "body": {}}]}).encode(),
+        json.dumps({"callbacks": [{"path": "/web/session/destroy", "body": {}}]}).encode(),
+        json.dumps({"callbacks": [{"path": "/ai/generation/result", "body": "not an object"}]}).encode(),
+    ],
+    ids=["nested too deep", "a path with a space", "another path of Odoo's", "a body that is no object"],
+)
+def test_a_parked_message_that_is_no_outcome_goes_to_the_dlq(odoo, body):
+    reporter = OdooReporter(ReporterConfig(odoo.url, SECRET, timeout=5, patience=0))
+    channel = FakeChannel(body)
+    try:
+        ParkedDrainer("amqp://unused", reporter)._drain_once(channel, 1.0)
+    finally:
+        reporter.close()
+    assert [routing_key for routing_key, _, _ in channel.published] == [topology.DLQ]
+    assert channel.acked and not channel.nacked
+    assert odoo.calls == []  # nothing of it reached Odoo

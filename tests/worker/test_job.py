@@ -51,3 +51,25 @@ def test_a_reason_never_quotes_the_prompt():
     with pytest.raises(InvalidJob) as caught:
         parse_job(json.dumps(message))
     assert caught.value.reason == "schema: prompt: invalid value"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100000, b'{"attempt": ' + b"9" * 5000 + b"}"],
+    ids=["nested too deep", "an integer of 5000 digits"],
+)
+def test_a_body_json_cannot_hold_is_an_invalid_job_not_an_exception(body):
+    # a RecursionError or ValueError escaped: the message was requeued five times, then dead-lettered
+    # by the broker with no reason
+    with pytest.raises(InvalidJob) as caught:
+        parse_job(body)
+    assert caught.value.reason.startswith("not a job")
+
+
+def test_a_reason_never_quotes_the_system_prompt():
+    message = job_message()
+    message["params"] = {"system": "my secret instructions " * 1000}  # over its maxLength
+    with pytest.raises(InvalidJob) as caught:
+        parse_job(json.dumps(message))
+    assert caught.value.reason == "schema: params/system: invalid value"
+    assert "secret" not in caught.value.reason

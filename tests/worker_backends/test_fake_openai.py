@@ -4,6 +4,7 @@ Each provider error the fake can play is raised by the real SDK and classified i
 """
 
 import base64
+import dataclasses
 import threading
 import time
 
@@ -221,3 +222,12 @@ def test_unknown_path_and_bad_json_get_openai_errors(fake_openai):
     answer = requests.post(fake_openai.base_url + "/chat/completions", data=b"{not json", timeout=5)
     assert answer.status_code == 400
     assert answer.json()["error"]["message"].startswith("We could not parse")
+
+
+def test_a_request_id_longer_than_the_callback_takes_is_cut(fake_openai):
+    # a proxy's id of 300 characters made Odoo refuse the failure (maxLength 256): dead-lettered
+    fake_openai.enqueue(dataclasses.replace(fo.unavailable(), headers={"x-request-id": "r" * 300}))
+    with pytest.raises(openai.InternalServerError) as caught:
+        chat(fake_openai.client())
+    signal = signal_from_exception(caught.value)
+    assert signal.provider_request_id and len(signal.provider_request_id) == 256
