@@ -3,6 +3,8 @@
 const JOB_SCHEMAS = __JOB_SCHEMAS__;
 
 // The JSON Schema keywords the job contract uses, checked the way jsonschema does (first error wins).
+// Own properties only ('constructor' in {} is true) and lengths in code points, as Python counts them.
+const own = (object, name) => Object.prototype.hasOwnProperty.call(object, name);
 function check(schema, value, path) {
   if (schema.$ref) return check(JOB_SCHEMAS[schema.$ref.split('#')[0]], value, path);
   const where = path || '(message)';
@@ -17,8 +19,9 @@ function check(schema, value, path) {
     if (!ok) return `${where}: must be of type ${schema.type}`;
   }
   if (type === 'string') {
-    if (schema.minLength !== undefined && value.length < schema.minLength) return `${where}: too short`;
-    if (schema.maxLength !== undefined && value.length > schema.maxLength) return `${where}: too long`;
+    const length = [...value].length;
+    if (schema.minLength !== undefined && length < schema.minLength) return `${where}: too short`;
+    if (schema.maxLength !== undefined && length > schema.maxLength) return `${where}: too long`;
     if (schema.pattern && !new RegExp(schema.pattern).test(value)) return `${where}: does not match the pattern`;
     if (schema.format === 'date-time' && (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$/i.test(value) || isNaN(Date.parse(value))))
       return `${where}: not an RFC 3339 date-time with a time zone`;
@@ -29,16 +32,18 @@ function check(schema, value, path) {
     if (schema.exclusiveMinimum !== undefined && value <= schema.exclusiveMinimum) return `${where}: must exceed ${schema.exclusiveMinimum}`;
   }
   if (type === 'object') {
-    for (const name of schema.required || []) if (!(name in value)) return `${where}: '${name}' is a required property`;
+    for (const name of schema.required || []) if (!own(value, name)) return `${where}: '${name}' is a required property`;
     for (const [name, inner] of Object.entries(value)) {
-      const sub = (schema.properties || {})[name];
+      const sub = own(schema.properties || {}, name) ? schema.properties[name] : undefined;
       if (!sub) {
         if (schema.additionalProperties === false) return `${where}: additional property '${name}' is not allowed`;
         continue;
       }
-      // an error about the prompt names the field only: its text may quote the prompt
+      // an error about the prompt (or the system prompt) names the field only: its text may quote it
       const error = check(sub, inner, path ? `${path}/${name}` : name);
-      if (error) return name === 'prompt' && !path ? 'prompt: invalid value' : error;
+      if (error && name === 'prompt' && !path) return 'prompt: invalid value';
+      if (error && name === 'system' && path === 'params') return 'params/system: invalid value';
+      if (error) return error;
     }
   }
   return null;

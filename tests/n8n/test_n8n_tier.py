@@ -394,6 +394,23 @@ def test_a_message_that_breaks_the_contract_goes_to_the_dead_letter_queue(stack)
     assert "required property" in properties.headers[topology.REJECT_REASON_HEADER]
 
 
+def test_the_workflow_reads_the_job_contract_as_the_python_worker_does(stack):
+    # a key named like a property every JS object has passed additionalProperties: false; a model of
+    # 128 characters with an emoji (129 UTF-16 units) was refused, though Odoo and Python take it
+    inherited = {**new_job("a constructor key"), "constructor": 1}
+    stack.publish(inherited)
+    properties, _ = stack.dead_letter(lambda _p, b: request_id_of(b) == inherited["generation_request_id"])
+    assert "additional property 'constructor'" in properties.headers[topology.REJECT_REASON_HEADER]
+    secret = {**new_job("a long system prompt"), "params": {"system": "my secret instructions " * 400}}
+    stack.publish(secret)
+    properties, _ = stack.dead_letter(lambda _p, b: request_id_of(b) == secret["generation_request_id"])
+    assert properties.headers[topology.REJECT_REASON_HEADER] == "schema: params/system: invalid value"
+    emoji = {**new_job("an emoji in the model's name"), "model": "m" * 127 + "\U0001f600"}
+    stack.publish(emoji)
+    out = stack.outcome(emoji)
+    assert out["state"].status in ("succeeded", "failed") and not stack.dead_letters_of(emoji)
+
+
 def test_a_job_odoo_does_not_know_goes_to_the_dead_letter_queue_before_any_ai_call(stack):
     job = new_job("nobody asked for this")
     stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/progress"}, status=404)
