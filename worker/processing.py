@@ -30,6 +30,7 @@ from worker.reporting import (
     new_event_id,
     now_iso,
 )
+from worker.sanitize import checked_output, clean_text
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,11 @@ class Processor:
             if backend is None:
                 raise _BackendMissing(backend_name)
             log.debug("attempt", extra={**ctx, "prompt": job.prompt, "params": job.params})
-            output = backend.generate(current_job, timeout=min(self.config.request_timeout, remaining))
+            # checked here, inside the attempt: an answer Odoo's contract refuses is a failure of the
+            # provider's, retried and reported like any, not a result Odoo answers 400 (dead-lettered)
+            output = checked_output(
+                backend.generate(current_job, timeout=min(self.config.request_timeout, remaining))
+            )
         except Exception as exc:
             signal = self._signal(exc, job)
             verdict = classify(signal)
@@ -212,10 +217,11 @@ class Processor:
         return Callback(PROGRESS, body)
 
     def _succeeded(self, job: Job, backend: str, attempt: int, output: GenerationOutput) -> Outcome:
+        # ``output`` went through checked_output in _attempt: its values are the contract's
         body = {
             "generation_request_id": job.request_id,
             "event_id": new_event_id("result"),
-            "usage": {k: int(v) for k, v in (output.usage or {}).items() if isinstance(v, int) and v >= 0},
+            "usage": dict(output.usage),
             "backend": backend,
             "attempt": attempt,
             "occurred_at": now_iso(),
@@ -315,8 +321,9 @@ def failure_callbacks(
         "error_type": verdict.error_type,
         "is_system_error": verdict.side == "system",
         "is_user_error": verdict.side == "user",
-        "error_code": verdict.error_code[:128],
-        "detail": detail[:_DETAIL_LIMIT],
+        # both carry the provider's words (its error code, its message): cleaned, then cut to the schema
+        "error_code": clean_text(verdict.error_code)[:128],
+        "detail": clean_text(detail)[:_DETAIL_LIMIT],
         "backend": backend,
         "attempt": attempt,
         "occurred_at": now_iso(),

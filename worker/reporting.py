@@ -135,8 +135,9 @@ class OdooReporter:
 
     def _post_once(self, callback: Callback) -> dict[str, Any]:
         # UTF-8 as it is, not \uXXXX escapes (three times the bytes of a Cyrillic or an emoji output):
-        # Odoo bounds a body by twice the result it keeps (ai_generation.max_result_bytes); a lone
-        # surrogate a provider sent goes out as it came, and Odoo's strict JSON refuses it (400)
+        # Odoo bounds a body by twice the result it keeps (ai_generation.max_result_bytes). The bodies
+        # hold no lone surrogate or NUL (worker.sanitize cleans the provider's values where they are
+        # built); surrogatepass only keeps a stray one from raising here: Odoo refuses it (400)
         body = json.dumps(callback.body, ensure_ascii=False).encode("utf-8", "surrogatepass")
         try:
             with self._slots:

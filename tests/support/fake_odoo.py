@@ -1,9 +1,11 @@
 """A loopback stand-in for Odoo's worker callbacks, strict like the real one.
 
-It checks the Bearer secret (401), validates every body against schemas/callback_*.json (400
-validation_error with the failing field), keeps a per-request state machine
-(queued -> running -> succeeded | failed), answers callback_response.json with ``duplicate`` set when the
-event_id was seen or the request is already terminal (nothing changes then), and records every call.
+It checks the Bearer secret (401), reads every body with the addon's strict JSON parser (no NUL, no
+lone surrogate, no integer beyond 2**53 - 1: addons/ai_generation/pure/validation.py), validates it
+against schemas/callback_*.json (400 validation_error with the failing field), keeps a per-request
+state machine (queued -> running -> succeeded | failed), answers callback_response.json with
+``duplicate`` set when the event_id was seen or the request is already terminal (nothing changes then),
+and records every call.
 ``down()`` closes the listening socket (connection refused) and ``up()`` opens it again on the same port.
 """
 
@@ -11,17 +13,36 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import importlib
+import importlib.util
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from tests.support.polling import wait_until
 from worker.job import validator_for
+
+PURE_DIR = Path(__file__).resolve().parents[2] / "addons" / "ai_generation" / "pure"
+
+
+def _strict_json():
+    """The addon's Odoo-free validation module, loaded as ``aigen_pure`` (as tests/addon_logic does)."""
+    if "aigen_pure" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "aigen_pure", PURE_DIR / "__init__.py", submodule_search_locations=[str(PURE_DIR)]
+        )
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["aigen_pure"] = module
+        spec.loader.exec_module(module)
+    return importlib.import_module("aigen_pure.validation")
+
 
 SCHEMAS = {
     "/ai/generation/failure": "callback_failure.json",
@@ -76,6 +97,7 @@ class FakeOdoo:
         # paths whose next callback is applied, then its answer lost: the connection is cut unanswered
         self.lose_next_answer: set[str] = set()
         self.validate = True
+        self._strict = _strict_json()
         self._lock = threading.Lock()
         self._validators = {path: validator_for(name) for path, name in SCHEMAS.items()}
         self._server: _Server | None = None
@@ -163,10 +185,21 @@ class FakeOdoo:
             with self._lock:
                 self.calls.append(Call(path, {"bytes": len(raw)}, 413, answer))
             return 413, answer
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return 400, _error("validation_error", "The body is not valid JSON.")
+        if self.validate:
+            # what the real callback controller does first: a NUL, a lone surrogate or an unsafe integer
+            # is refused before the schemas see the body
+            try:
+                body = self._strict.parse_json_object(raw)
+            except self._strict.InvalidRequest as exc:
+                answer = _error("validation_error", str(exc), exc.fields)
+                with self._lock:
+                    self.invalid.append(Call(path, _lenient(raw), 400, answer))
+                return 400, answer
+        else:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return 400, _error("validation_error", "The body is not valid JSON.")
         if self.validate:
             errors = list(self._validators[path].iter_errors(body))
             if errors:
@@ -228,6 +261,14 @@ class FakeOdoo:
     def _too_large(self, result: dict) -> bool:
         size = len((result.get("output") or "").encode()) + len((result.get("output_url") or "").encode())
         return self.max_result_bytes is not None and size > self.max_result_bytes
+
+
+def _lenient(raw: bytes) -> Any:
+    """A refused body as far as Python's own json reads it (for the record of refusals)."""
+    try:
+        return json.loads(raw.decode("utf-8", "surrogatepass"))
+    except ValueError:
+        return raw
 
 
 def _error(code: str, message: str, fields: dict | None = None) -> dict:

@@ -22,6 +22,7 @@ from typing import Any
 
 from worker.backends.base import BackendFailure, GenerationOutput
 from worker.classification import Signal
+from worker.sanitize import usage_counts
 
 log = logging.getLogger(__name__)
 
@@ -145,16 +146,14 @@ def parse_result(log_text: str) -> GenerationOutput:
         result = json.loads(lines[-1]) if lines else None
     except ValueError:
         result = None
-    if not isinstance(result, dict) or not (
-        isinstance(result.get("output"), str) or isinstance(result.get("output_url"), str)
-    ):
+    if not isinstance(result, dict):
+        result = {}
+    # each field on its own: a string output must not carry a non-string output_url along with it
+    output = result["output"] if isinstance(result.get("output"), str) else None
+    url = result["output_url"] if isinstance(result.get("output_url"), str) else None
+    if output is None and url is None:
         raise BackendFailure(Signal(kind="other", message="the model's log does not end with a JSON result"))
-    usage = result.get("usage") if isinstance(result.get("usage"), dict) else {}
-    return GenerationOutput(
-        output=result.get("output") if isinstance(result.get("output"), str) else None,
-        output_url=result.get("output_url") or None,
-        usage={k: v for k, v in usage.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0},
-    )
+    return GenerationOutput(output=output, output_url=url or None, usage=usage_counts(result.get("usage")))
 
 
 def job_name(prefix: str, request_id: str, attempt: int) -> str:

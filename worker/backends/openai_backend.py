@@ -22,6 +22,7 @@ from openai.types.chat import ChatCompletion
 
 from worker.backends.base import BackendFailure, GenerationOutput
 from worker.classification import Signal
+from worker.sanitize import content_text, no_text_failure, usage_counts
 
 _TEXT_PARAMS = ("temperature", "top_p", "seed")
 _IMAGE_PARAMS = ("n", "size", "quality")
@@ -124,13 +125,17 @@ class OpenAIBackend:
                     message=f"finish_reason={choice.finish_reason}; refusal={bool(refusal)}",
                 )
             )
-        if choice.message.content is None:
+        content = choice.message.content
+        if content is None:
             raise BackendFailure(
                 Signal(kind="other", message=f"empty answer (finish_reason={choice.finish_reason})")
             )
-        return GenerationOutput(
-            output=choice.message.content, output_url=None, usage=_usage(completion.usage)
-        )
+        # the SDK does not check the answer's types: a list of parts, a number... come through as sent;
+        # the text is cleaned of what Odoo refuses (NUL, lone surrogates) with the rest of the outcome
+        text = content_text(content)
+        if text is None:
+            raise no_text_failure(content)
+        return GenerationOutput(output=text, output_url=None, usage=_usage(completion.usage))
 
     def _image(self, job: Any, budget: float) -> GenerationOutput:
         params = job.params or {}
@@ -165,16 +170,18 @@ def _http_library():
 
 
 def _image_url(item: Any) -> str | None:
-    if getattr(item, "url", None):
-        return item.url
-    if getattr(item, "b64_json", None):
-        return f"data:image/png;base64,{item.b64_json}"
+    url, b64 = getattr(item, "url", None), getattr(item, "b64_json", None)
+    if url and isinstance(url, str):
+        return url
+    if b64 and isinstance(b64, str):
+        return f"data:image/png;base64,{b64}"
     return None
 
 
 def _usage(usage: Any) -> dict[str, int]:
-    """The integer counters of the provider's usage object (token counts); nested details are dropped."""
+    """The integer counters of the provider's usage object (token counts) that Odoo takes; nested
+    details and values out of the contract's range are dropped."""
     if usage is None:
         return {}
-    data = usage.model_dump() if hasattr(usage, "model_dump") else dict(usage)
-    return {k: v for k, v in data.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+    data = usage.model_dump() if hasattr(usage, "model_dump") else usage
+    return usage_counts(data)
