@@ -357,9 +357,19 @@ def too_large_failure_of(result: Callback) -> tuple[Callback, Callback]:
 
 def _without_prompt(text: str | None, job: Job) -> str | None:
     """A provider may quote the prompt back in its error message: never pass it on (logs, Odoo)."""
-    if text and job.prompt and len(job.prompt) >= 8:
-        return text.replace(job.prompt, "[prompt]")
+    prompt = job.prompt
+    if not text or not prompt or len(prompt) < 8:
+        return text
+    text = text.replace(prompt, "[prompt]")
+    # the message is cut short (classification keeps 500 characters): a quote of a long prompt ends it
+    # as the prompt's beginning, which the replace above does not see
+    for size in range(min(len(text), len(prompt) - 1), _QUOTE_MIN - 1, -1):
+        if prompt.startswith(text[-size:]):
+            return text[:-size] + "[prompt]"
     return text
+
+
+_QUOTE_MIN = 16  # a shorter common tail is as likely the provider's own words
 
 
 class _DeadlineReached(Exception):

@@ -15,14 +15,25 @@ const cap = verdict.max_attempts || settings.max_attempts;
 if (verdict.retryable && attempt < cap && item.route !== 'expired') {
   const computed = Math.max(0, Math.min(
     settings.backoff_initial * 2 ** (attempt - 1) + Math.random() * settings.backoff_jitter, settings.backoff_max));
-  const delay = verdict.retry_after !== null && verdict.retry_after > computed ? verdict.retry_after : computed;
+  // a server's Retry-After is a floor, honoured up to 300 s (worker/backoff.py's RETRY_AFTER_CAP)
+  const delay = verdict.retry_after !== null && verdict.retry_after > computed ? Math.min(verdict.retry_after, 300) : computed;
   if (delay < remainingSeconds(job)) {
     return [{ json: { job, attempt, retry: true, delay_s: Math.round(delay * 1000) / 1000 } }];
   }
 }
 
 let detail = `${verdict.error_type} on ${job.backend} after ${attempt} attempt(s): ${signal.message || signal.kind}`;
-if (job.prompt && job.prompt.length >= 8) detail = detail.split(job.prompt).join('[prompt]');
+if (job.prompt && job.prompt.length >= 8) {
+  detail = detail.split(job.prompt).join('[prompt]');
+  // the message was cut short (500 characters): a quote of a long prompt ends it as the prompt's
+  // beginning, which the split does not see (as worker/processing.py's _without_prompt)
+  for (let size = Math.min(detail.length, job.prompt.length - 1); size >= 16; size -= 1) {
+    if (job.prompt.startsWith(detail.slice(-size))) {
+      detail = `${detail.slice(0, -size)}[prompt]`;
+      break;
+    }
+  }
+}
 const failure = {
   generation_request_id: job.request_id, event_id: newEventId('failure'), error_type: verdict.error_type,
   is_system_error: verdict.side === 'system', is_user_error: verdict.side === 'user',

@@ -411,6 +411,17 @@ def test_the_workflow_reads_the_job_contract_as_the_python_worker_does(stack):
     assert out["state"].status in ("succeeded", "failed") and not stack.dead_letters_of(emoji)
 
 
+def test_a_quote_of_a_long_prompt_cut_short_never_reaches_odoo(stack):
+    # the provider's message is cut to 500 characters: a quote of a longer prompt ended it as the
+    # prompt's beginning, which replacing the whole prompt never found (as the Python worker's test)
+    prompt = "my very private prompt about project X, " * 15 + "[quote]"
+    stack.openai.on("[quote]", fake_openai.error(400, f"Invalid prompt: '{prompt}'", code="invalid_value"))
+    job = new_job(prompt)
+    stack.publish(job)
+    detail = stack.outcome(job)["by_path"]["/ai/generation/failure"]["detail"]
+    assert "project X" not in detail and detail.endswith("[prompt]")
+
+
 def test_a_job_odoo_does_not_know_goes_to_the_dead_letter_queue_before_any_ai_call(stack):
     job = new_job("nobody asked for this")
     stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/progress"}, status=404)

@@ -305,3 +305,14 @@ def test_the_verdict_on_a_result_odoo_failed_is_the_taxonomy_row_of_its_error_ty
     assert user.specific_guidance
     assert odoo_failure_verdict({"status": "failed", "error_type": "no such type"}).error_type == "unknown"
     assert odoo_failure_verdict({"status": "failed"}).error_type == "result_too_large"
+
+
+def test_a_quote_of_a_long_prompt_cut_short_is_not_passed_on(odoo, reporter):
+    # the signal keeps 500 characters of the provider's message: a quote of a 600-character prompt
+    # came through as its first 480 characters, which replacing the whole prompt never found
+    prompt = "my very private prompt about project X, " * 15
+    message = f"Invalid prompt: '{prompt}'"[:500]
+    backend = ScriptedBackend().on("private", fail(status=400, message=message))
+    outcome = run(backend, reporter, make_job(prompt))
+    failure = outcome.callbacks[0].body
+    assert "project X" not in failure["detail"] and failure["detail"].endswith("'[prompt]")
