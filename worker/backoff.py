@@ -37,5 +37,6 @@ class Backoff:
         state.attempt_number = max(1, attempt)
         computed = min(self.maximum, self.strategy()(state))
         if retry_after is not None and retry_after > computed:
-            return min(float(retry_after), RETRY_AFTER_CAP)
+            # capped, but never below the backoff itself (AIGEN_BACKOFF_MAX may be above the cap)
+            return max(computed, min(float(retry_after), RETRY_AFTER_CAP))
         return float(computed)

@@ -89,7 +89,10 @@ def parse_job(body: bytes | str) -> Job:
         raise InvalidJob(f"not a job: {type(exc).__name__}") from exc
     request_id = data.get("generation_request_id") if isinstance(data, dict) else None
     request_id = request_id if isinstance(request_id, str) else None
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    try:
+        errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.absolute_path))
+    except RecursionError as exc:  # nested just below json's own limit: the schema's walk goes deeper
+        raise InvalidJob("not a job: RecursionError", request_id) from exc
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(message)"

@@ -56,6 +56,14 @@ def _part_text(part: Any) -> str | None:
     return None
 
 
+def refused_in_parts(content: Any) -> bool:
+    """Whether a list of content parts holds the model's refusal (a part of type "refusal"): the same
+    verdict as the message's own refusal field, not an answer without text."""
+    return isinstance(content, list) and any(
+        isinstance(part, Mapping) and part.get("type") == "refusal" for part in content
+    )
+
+
 def usage_counts(usage: Any) -> dict[str, int]:
     """The usage counters Odoo takes: integers in 0..2**53-1 under clean names; others are dropped
     (a counter is worth less than the result it would cost)."""

@@ -16,7 +16,7 @@ if (verdict.retryable && attempt < cap && item.route !== 'expired') {
   const computed = Math.max(0, Math.min(
     settings.backoff_initial * 2 ** (attempt - 1) + Math.random() * settings.backoff_jitter, settings.backoff_max));
   // a server's Retry-After is a floor, honoured up to 300 s (worker/backoff.py's RETRY_AFTER_CAP)
-  const delay = verdict.retry_after !== null && verdict.retry_after > computed ? Math.min(verdict.retry_after, 300) : computed;
+  const delay = verdict.retry_after !== null && verdict.retry_after > computed ? Math.max(computed, Math.min(verdict.retry_after, 300)) : computed;
   if (delay < remainingSeconds(job)) {
     return [{ json: { job, attempt, retry: true, delay_s: Math.round(delay * 1000) / 1000 } }];
   }

@@ -27,3 +27,8 @@ def test_retry_after_is_honoured_up_to_its_cap():
     assert backoff.delay(1, retry_after=1e10) == RETRY_AFTER_CAP
     assert backoff.delay(1, retry_after=3600) == RETRY_AFTER_CAP
     assert RETRY_AFTER_CAP <= 300
+
+
+def test_the_retry_after_cap_never_shortens_the_backoff():
+    backoff = Backoff(initial=1, maximum=600, jitter=0)
+    assert backoff.delay(12, retry_after=1000) == 600  # the backoff's own 600, not the cap's 300

@@ -73,3 +73,24 @@ def test_a_reason_never_quotes_the_system_prompt():
         parse_job(json.dumps(message))
     assert caught.value.reason == "schema: params/system: invalid value"
     assert "secret" not in caught.value.reason
+
+
+def test_params_nested_just_below_jsons_limit_is_an_invalid_job_in_a_worker_thread():
+    # json.loads takes it, the schema's walk then ran out of stack in the consumer's pool threads
+    from concurrent.futures import ThreadPoolExecutor
+
+    def outcome(depth):
+        message = json.dumps({**job_message(), "params": {}}).replace(
+            '"params": {}', '"params": ' + "[" * depth + "]" * depth
+        )
+        try:
+            parse_job(message)
+        except InvalidJob:
+            return "invalid"
+        except RecursionError:
+            return "escaped"
+        return "parsed"
+
+    with ThreadPoolExecutor(1) as pool:
+        outcomes = set(pool.map(outcome, range(900, 1000, 2)))
+    assert outcomes == {"invalid"}

@@ -56,6 +56,7 @@ SCRIPTS = {
     "huge-usage": chat("ok", {"prompt_tokens": 2**60, "completion_tokens": 2, "total_tokens": 2**60 + 2}),
     "number": chat(42),
     "no-text-parts": chat([{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]),
+    "refusal-part": chat([{"type": "refusal", "refusal": "I can't help with that."}]),
     "nasty-error": ai.error(503, f"upstream broke: {NASTY}", type="server_error", code=f"overloaded{NASTY}"),
 }
 MAX_ATTEMPTS = 2
@@ -152,3 +153,13 @@ def test_nul_and_lone_surrogates_in_a_provider_error_reach_odoo_cleaned(ran):
     assert failure.body["error_code"] == f"overloaded{CLEANED}"
     assert f"upstream broke: {CLEANED}" in failure.body["detail"]
     assert len(odoo.calls_for(request_id, "/notify/generation-error")) == 1
+
+
+def test_a_refusal_sent_as_a_content_part_is_the_content_policy_verdict(ran):
+    # as the message's own refusal field: the user's side, with its guidance, not an unknown failure
+    # retried and sent to the fallback backend
+    odoo, request_id = ran["odoo"], ran["ids"]["refusal-part"]
+    assert _refused(ran, "refusal-part") == []
+    (failure,) = odoo.calls_for(request_id, "/ai/generation/failure")
+    assert failure.body["error_type"] == "content_policy" and failure.body["is_user_error"] is True
+    assert failure.body["attempt"] == 1

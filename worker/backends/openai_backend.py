@@ -22,7 +22,7 @@ from openai.types.chat import ChatCompletion
 
 from worker.backends.base import BackendFailure, GenerationOutput
 from worker.classification import Signal
-from worker.sanitize import content_text, no_text_failure, usage_counts
+from worker.sanitize import content_text, no_text_failure, refused_in_parts, usage_counts
 
 _TEXT_PARAMS = ("temperature", "top_p", "seed")
 _IMAGE_PARAMS = ("n", "size", "quality")
@@ -114,8 +114,8 @@ class OpenAIBackend:
         if not completion.choices:
             raise BackendFailure(Signal(kind="other", message="the provider answered without choices"))
         choice = completion.choices[0]
-        refusal = getattr(choice.message, "refusal", None)
-        if choice.finish_reason == "content_filter" or (refusal and not choice.message.content):
+        refusal = getattr(choice.message, "refusal", None) or refused_in_parts(choice.message.content)
+        if choice.finish_reason == "content_filter" or (refusal and not content_text(choice.message.content)):
             # the provider's filter stopped the answer: the same verdict as a rejected prompt
             raise BackendFailure(
                 Signal(
