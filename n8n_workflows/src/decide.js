@@ -37,7 +37,7 @@ if (job.prompt && job.prompt.length >= 8) {
 const failure = {
   generation_request_id: job.request_id, event_id: newEventId('failure'), error_type: verdict.error_type,
   is_system_error: verdict.side === 'system', is_user_error: verdict.side === 'user',
-  error_code: verdict.error_code.slice(0, 128), detail: detail.slice(0, 2000), backend: job.backend,
+  error_code: cleanText(verdict.error_code.slice(0, 128)), detail: cleanText(detail.slice(0, 2000)), backend: job.backend,
   attempt, occurred_at: nowIso(),
   provider_status: signal.status === undefined ? null : signal.status,
   // the callback takes 256 characters (schemas/callback_failure.json), as worker/classification.py cuts it

@@ -21,7 +21,7 @@ function retryAfter(headers) {
 function usageOf(usage) {
   const out = {};
   for (const [k, v] of Object.entries(usage && typeof usage === 'object' ? usage : {}))
-    if (Number.isInteger(v) && v >= 0) out[k] = v;
+    if (Number.isSafeInteger(v) && v >= 0 && k && cleanText(k) === k) out[k] = v;
   return out;
 }
 const fail = (signal) => [{ json: { ...ctx, ok: false, signal } }];
@@ -29,10 +29,11 @@ const fail = (signal) => [{ json: { ...ctx, ok: false, signal } }];
 function fromTransportError(error) {
   const text = JSON.stringify(error || {}).slice(0, 2000);
   const message = (error && (error.message || error.description)) || text;
-  if (/ETIMEDOUT|ESOCKETTIMEDOUT|ECONNABORTED|timeout/i.test(text)) return { kind: 'timeout', message: String(message).slice(0, 500) };
+  const cut = cleanText(String(message).slice(0, 500));
+  if (/ETIMEDOUT|ESOCKETTIMEDOUT|ECONNABORTED|timeout/i.test(text)) return { kind: 'timeout', message: cut };
   if (/ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EPIPE|socket hang up/i.test(text))
-    return { kind: 'connection', message: String(message).slice(0, 500) };
-  return { kind: 'other', message: String(message).slice(0, 500) };
+    return { kind: 'connection', message: cut };
+  return { kind: 'other', message: cut };
 }
 
 try {
@@ -46,7 +47,7 @@ try {
     const err = body && typeof body === 'object' && body.error && typeof body.error === 'object' ? body.error : {};
     const text = typeof err.message === 'string' ? err.message : typeof body === 'string' ? body : `HTTP ${status}`;
     return fail({
-      kind: 'http', status, code: err.code || null, type: err.type || null, message: String(text).slice(0, 500),
+      kind: 'http', status, code: err.code || null, type: err.type || null, message: cleanText(String(text).slice(0, 500)),
       retry_after: retryAfter(answer.headers), provider_request_id: header(answer.headers, 'x-request-id') || null,
     });
   }
@@ -56,8 +57,9 @@ try {
   let usage = usageOf(body.usage);
   if (job.task === 'image') {
     const urls = (Array.isArray(body.data) ? body.data : [])
-      .map((d) => (d && d.url) || (d && d.b64_json ? `data:image/png;base64,${d.b64_json}` : null))
-      .filter(Boolean);
+      .map((d) => (d && typeof d.url === 'string' && d.url) || (d && typeof d.b64_json === 'string' && d.b64_json ? `data:image/png;base64,${d.b64_json}` : null))
+      .filter(Boolean)
+      .map(cleanText);
     if (!urls.length) return fail({ kind: 'other', message: 'the provider answered without an image' });
     usage.images = urls.length;
     outputUrl = urls[0];
@@ -66,14 +68,18 @@ try {
     const choice = Array.isArray(body.choices) ? body.choices[0] : undefined;
     if (!choice) return fail({ kind: 'other', message: 'the provider answered without choices' });
     const msg = choice.message || {};
-    if (choice.finish_reason === 'content_filter' || (msg.refusal && !msg.content))
+    const refusal = msg.refusal || refusedInParts(msg.content);
+    if (choice.finish_reason === 'content_filter' || (refusal && !contentText(msg.content)))
       return fail({
         kind: 'http', status: 200, code: 'content_policy_violation',
-        message: `finish_reason=${choice.finish_reason}; refusal=${!!msg.refusal}`,
+        message: `finish_reason=${choice.finish_reason}; refusal=${!!refusal}`,
       });
     if (msg.content === null || msg.content === undefined)
       return fail({ kind: 'other', message: `empty answer (finish_reason=${choice.finish_reason})` });
-    output = msg.content;
+    const text = contentText(msg.content);
+    // as worker/sanitize.py's no_text_failure: the provider's fault, nothing charged
+    if (text === null) return fail({ kind: 'other', message: `the provider's answer had no text (${typeof msg.content})` });
+    output = cleanText(text);
   }
   const result = {
     generation_request_id: job.request_id, event_id: newEventId('result'), usage,

@@ -422,6 +422,33 @@ def test_a_quote_of_a_long_prompt_cut_short_never_reaches_odoo(stack):
     assert "project X" not in detail and detail.endswith("[prompt]")
 
 
+def test_provider_values_odoo_refuses_are_cleaned_as_the_python_worker_cleans_them(stack):
+    # worker/sanitize.py's rules (cf99e40) in the workflow: a content list, a NUL, a lone surrogate, usage
+    # of 2**60, and an error message whose 500-character cut splits a surrogate pair all got a 400
+    from tests.worker.test_provider_answers import chat
+
+    parts = new_job("content parts [n8n-parts]")
+    nasty = new_job("a nasty answer [n8n-nasty]")
+    split = new_job("an error cut in a pair [n8n-split]")
+    stack.openai.on("[n8n-parts]", chat([{"type": "text", "text": "hi "}, {"type": "text", "text": "there"}]))
+    stack.openai.on("[n8n-nasty]", chat("a\x00b\ud800c", {"prompt_tokens": 2**60, "completion_tokens": 2}))
+    stack.openai.on(
+        "[n8n-split]", fake_openai.error(400, "Invalid: " + "\U0001f600" * 400, code="invalid_value")
+    )
+    for job in (parts, nasty, split):
+        stack.publish(job)
+    assert stack.outcome(parts)["by_path"]["/ai/generation/result"]["output"] == "hi there"
+    result = stack.outcome(nasty)["by_path"]["/ai/generation/result"]
+    assert result["output"] == "a\ufffdb\ufffdc" and result["usage"] == {"completion_tokens": 2}
+    failure = stack.outcome(split)["by_path"]["/ai/generation/failure"]
+    assert failure["detail"].endswith("\ufffd")  # the lone half of the cut pair, replaced
+    assert [
+        c
+        for c in stack.odoo.invalid
+        if c.request_id in {j["generation_request_id"] for j in (parts, nasty, split)}
+    ] == []
+
+
 def test_a_job_odoo_does_not_know_goes_to_the_dead_letter_queue_before_any_ai_call(stack):
     job = new_job("nobody asked for this")
     stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/progress"}, status=404)
