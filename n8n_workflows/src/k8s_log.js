@@ -15,12 +15,15 @@ if (!result || typeof result !== 'object' || !(typeof result.output === 'string'
   return fail({ kind: 'other', message: "the model's log does not end with a JSON result" });
 const usage = {};
 for (const [k, v] of Object.entries(result.usage && typeof result.usage === 'object' ? result.usage : {}))
-  if (Number.isInteger(v) && v >= 0) usage[k] = v;
+  if (Number.isSafeInteger(v) && v >= 0 && k && cleanText(k) === k) usage[k] = v;
 const body = {
   generation_request_id: job.request_id, event_id: newEventId('result'), usage,
   backend: job.backend, attempt, occurred_at: nowIso(),
 };
-if (typeof result.output === 'string') body.output = result.output;
-if (result.output_url) body.output_url = result.output_url;
+// cleaned as worker/sanitize.py cleans them (Odoo refuses a NUL or a lone surrogate); an empty URL with
+// no output is an empty output, as the Python backend reads it
+if (typeof result.output === 'string') body.output = cleanText(result.output);
+if (typeof result.output_url === 'string' && result.output_url) body.output_url = cleanText(result.output_url);
+if (!('output' in body) && !('output_url' in body)) body.output = '';
 const event = { event: 'success', backend: job.backend, at: Date.now() / 1000 };
 return [{ json: { ...ctx, ok: true, result: body, event } }];

@@ -20,7 +20,7 @@ import aigen_contracts
 from tests.n8n.harness import deploy, missing_reason
 from tests.support import fake_openai
 from tests.support.alertmanager import Alertmanager
-from tests.support.fake_k8s import FakeKubernetes, oom_killed, user_input_exit
+from tests.support.fake_k8s import FakeKubernetes, oom_killed, succeeded, user_input_exit
 from tests.support.fake_odoo import FakeOdoo
 from tests.support.rabbit import rabbitmqctl, throwaway_vhost
 from tests.worker.helpers import job_message
@@ -357,6 +357,26 @@ def test_internal_backend_runs_a_kubernetes_job_and_reports_its_result(stack):
     # the execution succeeded: acknowledged, not redelivered, and the result was sent once
     stack.odoo.wait_for(lambda: stack.queued() == 0, 30)
     assert len(stack.odoo.calls_for(job["generation_request_id"], "/ai/generation/result")) == 1
+
+
+def test_a_kubernetes_result_odoo_would_refuse_is_cleaned_as_the_python_worker_cleans_it(stack):
+    # the pod's last log line, as the model wrote it: a NUL, a lone surrogate, usage of 2**60; and a line
+    # with an empty output_url only, a body with neither field before (Odoo's 400)
+    nasty_line = json.dumps({"output": "a\x00b\ud800c", "usage": {"tokens": 2**60, "images": 1}})
+    stack.k8s.on("[k8s-nasty]", lambda: succeeded(log=f"model done\n{nasty_line}\n"))
+    stack.k8s.on("[k8s-empty-url]", lambda: succeeded(log='{"output_url": ""}\n'))
+    nasty = new_job("a nasty pod [k8s-nasty]", backend="internal")
+    empty = new_job("an empty url [k8s-empty-url]", backend="internal")
+    for job in (nasty, empty):
+        stack.publish(job)
+    result = stack.outcome(nasty)["by_path"]["/ai/generation/result"]
+    assert result["output"] == "a\ufffdb\ufffdc" and result["usage"] == {"images": 1}
+    assert stack.outcome(empty)["by_path"]["/ai/generation/result"]["output"] == ""
+    assert [
+        c
+        for c in stack.odoo.invalid
+        if c.request_id in {nasty["generation_request_id"], empty["generation_request_id"]}
+    ] == []
 
 
 def test_internal_backend_failures_are_classified_like_the_worker(stack):
