@@ -44,10 +44,16 @@ try {
   }
   const status = answer.statusCode;
   if (status < 200 || status >= 300) {
-    const err = body && typeof body === 'object' && body.error && typeof body.error === 'object' ? body.error : {};
+    // as the openai SDK reads an error body (body.get("error", body)): an OpenAI-compatible server that
+    // answers {"message", "code"} at the top level is read the same way by both tiers
+    const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+    const data = isObject(body) ? (Object.prototype.hasOwnProperty.call(body, 'error') ? body.error : body) : body;
+    const err = isObject(data) ? data : {};
     const text = typeof err.message === 'string' ? err.message : typeof body === 'string' ? body : `HTTP ${status}`;
+    const present = (v) => v !== undefined && v !== null && v !== '';
     return fail({
-      kind: 'http', status, code: err.code || null, type: err.type || null, message: cleanText(String(text).slice(0, 500)),
+      kind: 'http', status, code: present(err.code) ? String(err.code) : null, type: present(err.type) ? err.type : null,
+      message: cleanText(String(text).slice(0, 500)),
       retry_after: retryAfter(answer.headers), provider_request_id: header(answer.headers, 'x-request-id') || null,
     });
   }

@@ -469,6 +469,37 @@ def test_provider_values_odoo_refuses_are_cleaned_as_the_python_worker_cleans_th
     ] == []
 
 
+def test_an_error_body_without_an_error_object_is_read_as_the_openai_sdk_reads_it(stack):
+    # an OpenAI-compatible server's {"message", "code"} at the top level: the Python worker (through the
+    # SDK's body.get("error", body)) read a 429 "Request too large" as context_length_exceeded and a
+    # top-level insufficient_quota as quota_exhausted; n8n read both as rate_limited (retried)
+    from worker.classification import Signal, classify
+
+    cases = {
+        "[top-too-large]": {"message": "Request too large for gpt-test on tokens per min.", "type": "tokens"},
+        "[top-quota]": {"message": "You exceeded your current quota.", "code": "insufficient_quota"},
+    }
+    jobs = {}
+    for marker, body in cases.items():
+        stack.openai.on(marker, fake_openai.Reply(status=429, body=body, kind="raw"))
+        jobs[marker] = new_job(f"a top-level error {marker}")
+        stack.publish(jobs[marker])
+    for marker, body in cases.items():
+        failure = stack.outcome(jobs[marker])["by_path"]["/ai/generation/failure"]
+        python = classify(
+            Signal(
+                kind="http", status=429, code=body.get("code"), type=body.get("type"), message=body["message"]
+            )
+        )
+        assert failure["error_type"] == python.error_type, marker
+    assert {
+        m: stack.outcome(j)["by_path"]["/ai/generation/failure"]["error_type"] for m, j in jobs.items()
+    } == {
+        "[top-too-large]": "context_length_exceeded",
+        "[top-quota]": "quota_exhausted",
+    }
+
+
 def test_a_job_odoo_does_not_know_goes_to_the_dead_letter_queue_before_any_ai_call(stack):
     job = new_job("nobody asked for this")
     stack.odoo.refuse(job["generation_request_id"], {"/ai/generation/progress"}, status=404)
