@@ -1,6 +1,7 @@
 # License AGPL-3.0 or later (https://www.gnu.org/licenses/agpl).
 """The public API over real HTTP: status codes, bodies per schemas/api_*.json, own data only."""
 
+import contextlib
 import json
 import logging
 import socket
@@ -21,6 +22,21 @@ BODY = {
     "prompt": "a haiku",
     "params": {"max_tokens": 50},
 }
+
+
+@contextlib.contextmanager
+def rows_fetched(model, fields=None):
+    """The ids of ``model``'s rows the ORM reads from the database meanwhile (with one of ``fields``)."""
+    fetched, fetch_query = [], models.BaseModel._fetch_query
+
+    def recording(records, query, wanted):
+        found = fetch_query(records, query, wanted)
+        if records._name == model and (fields is None or {f.name for f in wanted} & fields):
+            fetched.extend(found.ids)
+        return found
+
+    with mock.patch.object(models.BaseModel, "_fetch_query", recording):
+        yield fetched
 
 
 @tagged("at_install", "-post_install", "ai_generation")
@@ -105,16 +121,7 @@ class TestHttpApi(AiGenerationHttpCase):
             for line in newest
         ]
         self.env.invalidate_all()
-        fetched = []
-        fetch_query = models.BaseModel._fetch_query
-
-        def counting(records, query, fields):
-            found = fetch_query(records, query, fields)
-            if records._name == "ai.credit.ledger.line":
-                fetched.extend(found.ids)
-            return found
-
-        with mock.patch.object(models.BaseModel, "_fetch_query", counting):
+        with rows_fetched("ai.credit.ledger.line") as fetched:
             status, credits = self.call("GET", "/api/v1/credits", token=self.alice_key)
         self.assertEqual(status, 200)
         self.assertValid("api_credits.json", credits)
@@ -159,19 +166,7 @@ class TestHttpApi(AiGenerationHttpCase):
             },
         )
         self.env.invalidate_all()
-        read = []
-        fetch_query = models.BaseModel._fetch_query
-
-        def logging_fetch(records, query, fields):
-            found = fetch_query(records, query, fields)
-            if records._name == "ai.generation.request" and {f.name for f in fields} & {
-                "result_output",
-                "result_url",
-            }:
-                read.extend(found.ids)
-            return found
-
-        with mock.patch.object(models.BaseModel, "_fetch_query", logging_fetch):
+        with rows_fetched("ai.generation.request", {"result_output", "result_url"}) as read:
             status, listing = self.call("GET", "/api/v1/generations?limit=100", token=self.alice_key)
         self.assertEqual(status, 200)
         self.assertValid("api_generation_list.json", listing)
