@@ -7,8 +7,7 @@ from tests.support.alertmanager import alertmanager  # noqa: F401 - a fixture
 from tests.support.fake_odoo import FakeOdoo
 from tests.support.fake_openai import fake_openai  # noqa: F401 - a fixture
 from tests.support.rabbit import throwaway_vhost
-from tests.worker.helpers import SECRET
-from worker import topology
+from tests.worker.helpers import SECRET, clean_channel
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +24,5 @@ def odoo():
 
 @pytest.fixture
 def channel(vhost):
-    """A publishing channel on a clean topology (every queue of the vhost purged)."""
-    conn = vhost.connect()
-    ch = conn.channel()
-    topology.declare(ch)
-    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
-        ch.queue_purge(queue)
-    ch.confirm_delivery()
-    yield ch
-    if conn.is_open:  # a test may have had the broker close it
-        conn.close()
+    with clean_channel(vhost) as ch:
+        yield ch

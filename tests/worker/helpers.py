@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -254,3 +255,19 @@ def get(url):
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+@contextlib.contextmanager
+def clean_channel(vhost):
+    """A publishing channel on a clean topology (every queue of the vhost purged)."""
+    conn = vhost.connect()
+    ch = conn.channel()
+    topology.declare(ch)
+    for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
+        ch.queue_purge(queue)
+    ch.confirm_delivery()
+    try:
+        yield ch
+    finally:
+        if conn.is_open:  # a test may have had the broker close it
+            conn.close()

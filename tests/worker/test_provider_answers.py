@@ -18,6 +18,7 @@ from tests.support.fake_openai import FakeOpenAI
 from tests.worker.helpers import (
     SECRET,
     RunningWorker,
+    clean_channel,
     drain_queue,
     job_message,
     publish,
@@ -74,13 +75,7 @@ def ran(vhost):
             messages.append(message)
         backend = OpenAIBackend(OpenAIConfig(base_url=openai_api.base_url, api_key="sk-test", timeout=10))
         config = worker_config(vhost, odoo, max_attempts=MAX_ATTEMPTS)
-        conn = vhost.connect()
-        channel = conn.channel()
-        topology.declare(channel)
-        for queue in (topology.JOBS_QUEUE, topology.DLQ, topology.PARKED_QUEUE):
-            channel.queue_purge(queue)
-        channel.confirm_delivery()
-        with RunningWorker(Worker(config, {"external": backend})):
+        with clean_channel(vhost) as channel, RunningWorker(Worker(config, {"external": backend})):
             for message in messages:
                 publish(channel, message)
             # each request told to Odoo, or refused by it (then dead-lettered): the tests say which
@@ -89,7 +84,6 @@ def ran(vhost):
             wait_until(lambda: queue_depth(vhost, topology.DLQ) >= len(refused), 10, "refusals dead-lettered")
             wait_until(lambda: queue_depth(vhost, topology.JOBS_QUEUE) == 0, 10, "every job acked")
         dead = drain_queue(vhost, topology.DLQ)
-        conn.close()
         yield {"ids": ids, "odoo": odoo, "dead": dead}
 
 
