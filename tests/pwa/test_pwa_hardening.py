@@ -52,12 +52,14 @@ def page(stack, browser):
         yield fresh
 
 
-def sign_in(page):
+def sign_in(page, until="body[data-ready=true]"):
+    """Sign the portal user in through the form; wait for ``until`` (None: not at all)."""
     page.goto("/ai_generation/app")
     page.get_by_label("Email or login").fill(PORTAL_LOGIN)
     page.get_by_label("Password").fill(PORTAL_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_selector("body[data-ready=true]")
+    if until:
+        page.wait_for_selector(until)
 
 
 def create_keys(page) -> list[str]:
@@ -327,11 +329,7 @@ def test_a_sign_out_the_server_did_not_get_says_so_and_keeps_the_user_signed_in(
 
 def test_one_503_at_sign_in_leaves_the_offline_state_by_itself(stack, page):
     page.route("**/api/v1/models", lambda route: route.fulfill(status=503, body="restarting"), times=1)
-    page.goto("/ai_generation/app")
-    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
-    page.get_by_label("Password").fill(PORTAL_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_selector("body[data-offline=true]")
+    sign_in_offline(page)
     page.get_by_label("Prompt").fill("a draft written meanwhile")
     page.wait_for_selector("body[data-ready=true]", timeout=20000)  # the app tried again, alone
     assert page.evaluate("document.body.dataset.offline") is None
@@ -365,11 +363,7 @@ def test_a_sign_out_while_offline_leaves_the_offline_state(stack, page):
 
 
 def sign_in_offline(page):
-    page.goto("/ai_generation/app")
-    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
-    page.get_by_label("Password").fill(PORTAL_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_selector("body[data-offline=true]")
+    sign_in(page, until="body[data-offline=true]")
 
 
 def test_the_offline_copy_of_the_config_keeps_nobody_signed_in(stack, page):
@@ -402,10 +396,7 @@ def test_a_two_step_verification_account_is_told_where_to_sign_in(stack, page):
             body='{"jsonrpc": "2.0", "id": null, "result": {"uid": null}}',
         ),
     )
-    page.goto("/ai_generation/app")
-    page.get_by_label("Email or login").fill(PORTAL_LOGIN)
-    page.get_by_label("Password").fill(PORTAL_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    sign_in(page, until=None)
     expect(page.locator("#sign-in-error")).to_contain_text("two-step verification")
     expect(page.locator("#sign-in-error")).to_contain_text("/web/login")
     page.unroute("**/web/session/authenticate")
